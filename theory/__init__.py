@@ -1,0 +1,16 @@
+"""Exact side: closed-form lag weights and weighted-convolution kernels of the
+linear-RNN implicit-bias theorem, in arbitrary precision (mpmath, no randomness).
+
+``theory`` never imports ``verify``.
+"""
+from .spec import CONVENTIONS, GROUPS, METRICS, RNNSpec, SpecError
+from .weights import lag_shares, lag_weights, markov_coefficients, nngp_lag_variances
+from .series import Series, mean_lag, memory_horizon, peak_lag, series, tail_weight, total_weight
+from .kernel import conv_kernel, nngp, ntk
+
+__all__ = [
+    "RNNSpec", "SpecError", "METRICS", "CONVENTIONS", "GROUPS",
+    "lag_shares", "lag_weights", "markov_coefficients", "nngp_lag_variances",
+    "Series", "series", "total_weight", "tail_weight", "mean_lag", "peak_lag", "memory_horizon",
+    "conv_kernel", "ntk", "nngp",
+]

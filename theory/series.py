@@ -1,0 +1,211 @@
+"""Series of the lag weights in closed form (requires ``s_W < 1``).
+
+With ``g_m = A r^m + B m r^(m-1)`` per Markov parameter (``A = sum_g a_g``,
+``B = sum_g b_g``, see :func:`theory.weights.markov_coefficients`) and the D
+share ``d`` at lag 0, the sums are geometric-series identities, for ``r < 1``:
+
+* ``sum_(m>=M) r^m           = r^M / (1-r)``
+* ``sum_(m>=M) m r^(m-1)     = (M r^(M-1) (1-r) + r^M) / (1-r)^2``
+* ``sum_(m>=0) m r^m         = r / (1-r)^2``
+* ``sum_(m>=0) m^2 r^(m-1)   = (1+r) / (1-r)^3``
+
+Conventions: ``tail(L) = sum_(l>=L) beta_l`` is the weight *not* covered by the
+first ``L`` lags (``tail(0)`` is the total); the memory horizon for a fraction
+``eps`` is the smallest ``L`` with ``tail(L) <= eps * total``; the peak lag is
+the smallest lag attaining ``max_l beta_l``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .precision import Context, context, exact, guarded
+from .spec import RNNSpec, SpecError, as_fraction
+from .weights import markov_coefficients
+
+__all__ = ["Series", "series", "total_weight", "tail_weight", "mean_lag", "peak_lag", "memory_horizon"]
+
+
+def _require_stable(spec: RNNSpec) -> None:
+    if spec.sigma_w >= 1:
+        raise SpecError(
+            f"closed-form series need sigma_w < 1 (got sigma_w = {float(spec.sigma_w):g}): "
+            "the lag weights do not decay"
+        )
+
+
+class _Parts:
+    """Exact coefficients of one spec in a context: A, B, d, r, and the shift of the convention."""
+
+    def __init__(self, spec: RNNSpec, ctx: Context):
+        _require_stable(spec)
+        coef = markov_coefficients(spec)
+        self.ctx = ctx
+        self.r = exact(ctx, coef.r)
+        self.A = exact(ctx, sum(coef.a.values()))
+        self.B = exact(ctx, sum(coef.b.values()))
+        self.Aq = sum(coef.a.values())
+        self.Bq = sum(coef.b.values())
+        self.d = exact(ctx, coef.d) if coef.d is not None else ctx.mpf(0)
+        self.rq = coef.r
+        self.shift = 0 if spec.convention == "conv1" else 1  # lag l <-> Markov m = l - shift
+
+    def markov_tail(self, M: int):
+        """sum_(m>=M) g_m for M >= 0."""
+        ctx, r, one = self.ctx, self.r, self.ctx.mpf(1)
+        rM = ctx.power(r, M) if M else one
+        s0 = rM / (one - r)
+        if M == 0:
+            s1 = one / (one - r) ** 2
+        else:
+            rM1 = ctx.power(r, M - 1) if M > 1 else one
+            s1 = (M * rM1 * (one - r) + rM) / (one - r) ** 2
+        return self.A * s0 + self.B * s1
+
+    def g(self, m: int):
+        """Markov weight g_m."""
+        ctx = self.ctx
+        v = self.A * (ctx.power(self.r, m) if m else ctx.mpf(1))
+        if m:
+            v = v + self.B * m * (ctx.power(self.r, m - 1) if m > 1 else ctx.mpf(1))
+        return v
+
+    def beta(self, lag: int):
+        m = lag - self.shift
+        v = self.g(m) if m >= 0 else self.ctx.mpf(0)
+        return v + self.d if lag == 0 else v
+
+    def total(self):
+        return self.markov_tail(0) + self.d
+
+    def tail(self, L: int):
+        """sum_(l>=L) beta_l."""
+        if L == 0:
+            return self.total()
+        return self.markov_tail(max(L - self.shift, 0))
+
+    def first_moment(self):
+        """sum_l l beta_l."""
+        one, r = self.ctx.mpf(1), self.r
+        m1 = self.A * r / (one - r) ** 2 + self.B * (one + r) / (one - r) ** 3  # sum m g_m
+        if self.shift:
+            m1 = m1 + self.markov_tail(0)  # sum (m+1) g_m
+        return m1
+
+    def peak(self) -> int:
+        """Smallest lag of the maximum.
+
+        ``g_(m+1) - g_m = r^(m-1) [A r (r-1) + B r - B m (1-r)]``, so for ``r > 0``
+        the Markov weights rise exactly while ``m < m0 = r/(1-r) - A r / B`` and the
+        first maximum sits at ``m* = max(0, ceil(m0))``; for ``B = 0`` or ``r = 0``
+        only ``m = 0, 1`` can win.  The lag-0 candidate (with D) is compared too.
+        """
+        cands = {0, 1}
+        if self.Bq > 0 and self.rq > 0:
+            m0 = self.rq / (1 - self.rq) - self.Aq * self.rq / self.Bq
+            cands.add(max(0, math.ceil(m0)))
+        lags = sorted({m + self.shift for m in cands} | {0})
+        with guarded(self.ctx, 32):
+            vals = [(self.beta(l), l) for l in lags]
+        best = max(v for v, _ in vals)
+        return min(l for v, l in vals if v == best)
+
+
+@dataclass(frozen=True)
+class Series:
+    """Closed-form series of the lag weights of one specification (mpmath numbers)."""
+
+    total: object
+    mean_lag: object
+    peak_lag: int
+    horizon: int
+    horizon_fraction: Fraction
+
+    def to_dict(self, digits: int) -> dict:
+        from mpmath import nstr
+
+        return {
+            "total": nstr(self.total, digits, strip_zeros=False),
+            "mean_lag": nstr(self.mean_lag, digits, strip_zeros=False),
+            "peak_lag": self.peak_lag,
+            "horizon": self.horizon,
+            "horizon_fraction": str(float(self.horizon_fraction)),
+        }
+
+
+def _parts(spec: RNNSpec, dps: int) -> _Parts:
+    return _Parts(spec, context(dps))
+
+
+def total_weight(spec: RNNSpec, *, dps: int = 50):
+    """``sum_(l>=0) beta_l = A/(1-r) + B/(1-r)^2 + d``."""
+    p = _parts(spec, dps)
+    with guarded(p.ctx, 16):
+        v = p.total()
+    return +v
+
+
+def tail_weight(spec: RNNSpec, lags: int, *, dps: int = 50):
+    """``sum_(l>=lags) beta_l``: the weight beyond the first ``lags`` lags."""
+    if isinstance(lags, bool) or not isinstance(lags, int) or lags < 0:
+        raise SpecError(f"lags must be a non-negative integer, got {lags!r}")
+    p = _parts(spec, dps)
+    with guarded(p.ctx, 16 + lags.bit_length()):
+        v = p.tail(lags)
+    return +v
+
+
+def mean_lag(spec: RNNSpec, *, dps: int = 50):
+    """``sum_l l beta_l / sum_l beta_l``."""
+    p = _parts(spec, dps)
+    with guarded(p.ctx, 16):
+        total = p.total()
+        if total == 0:
+            raise SpecError("all lag weights are zero (every trained group is frozen or has zero scale)")
+        v = p.first_moment() / total
+    return +v
+
+
+def peak_lag(spec: RNNSpec, *, dps: int = 50) -> int:
+    """Smallest lag at which ``beta_l`` is largest."""
+    return _parts(spec, dps).peak()
+
+
+def memory_horizon(spec: RNNSpec, fraction="0.01", *, dps: int = 50) -> int:
+    """Smallest ``L`` with ``tail(L) <= fraction * total`` (exponential search, then bisection)."""
+    eps = as_fraction(fraction, "fraction")
+    if not 0 < eps < 1:
+        raise SpecError(f"fraction must be in (0, 1), got {fraction}")
+    p = _parts(spec, dps)
+    ctx = p.ctx
+    with guarded(ctx, 32):
+        target = exact(ctx, eps) * p.total()
+        if p.total() == 0:
+            raise SpecError("all lag weights are zero (every trained group is frozen or has zero scale)")
+        hi = 1
+        while p.tail(hi) > target:
+            hi *= 2
+            if hi > 2**62:
+                raise SpecError("memory horizon beyond 2^62 lags")
+        lo = hi // 2 if hi > 1 else 0
+        if p.tail(lo) <= target:
+            return lo
+        while hi - lo > 1:  # invariant: tail(lo) > target >= tail(hi)
+            mid = (lo + hi) // 2
+            if p.tail(mid) <= target:
+                hi = mid
+            else:
+                lo = mid
+    return hi
+
+
+def series(spec: RNNSpec, *, fraction="0.01", dps: int = 50) -> Series:
+    """All closed-form series of ``spec`` at ``dps`` digits."""
+    return Series(
+        total=total_weight(spec, dps=dps),
+        mean_lag=mean_lag(spec, dps=dps),
+        peak_lag=peak_lag(spec, dps=dps),
+        horizon=memory_horizon(spec, fraction, dps=dps),
+        horizon_fraction=as_fraction(fraction, "fraction"),
+    )

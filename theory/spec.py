@@ -1,0 +1,184 @@
+"""The network specification that flows through the whole toolkit.
+
+A :class:`RNNSpec` fixes everything the closed form depends on: dimensions, the
+initialization scales, the gradient metric, the indexing convention and the
+per-group learning-rate multipliers.  Widths and seeds are *not* part of it:
+they belong to a finite-width draw (``verify``).
+
+Scales are stored as exact rationals (:class:`fractions.Fraction`): ``"0.9"``
+means 9/10 exactly, a float means its exact binary value.  The exact side
+evaluates them at any precision, the finite-width side rounds them to float64.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+from fractions import Fraction
+from typing import Mapping, Optional, Union
+
+__all__ = ["RNNSpec", "SpecError", "METRICS", "CONVENTIONS", "GROUPS", "as_fraction"]
+
+METRICS = ("ntk", "variance", "standard")
+CONVENTIONS = ("conv1", "conv2")
+GROUPS = ("C", "F", "W", "D")
+
+Scalar = Union[int, float, str, Fraction, Decimal]
+
+
+class SpecError(ValueError):
+    """A field of a specification (or an argument that refers to one) is invalid."""
+
+
+def as_fraction(value: Scalar, name: str, *, allow_zero: bool = True) -> Fraction:
+    """Convert ``value`` to an exact non-negative rational, or raise :class:`SpecError`.
+
+    >>> as_fraction("0.9", "sigma_w")
+    Fraction(9, 10)
+    >>> as_fraction(-1, "sigma_f")
+    Traceback (most recent call last):
+    ...
+    theory.spec.SpecError: sigma_f must be >= 0, got -1
+    """
+    if isinstance(value, bool):
+        raise SpecError(f"{name} must be a number, got {value!r}")
+    try:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SpecError(f"{name} must be finite, got {value!r}")
+        if isinstance(value, str):
+            text = value.strip()
+            if text.lower() in {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity"}:
+                raise SpecError(f"{name} must be finite, got {value!r}")
+            frac = Fraction(text)
+        elif isinstance(value, Decimal):
+            if not value.is_finite():
+                raise SpecError(f"{name} must be finite, got {value!r}")
+            frac = Fraction(value)
+        elif isinstance(value, (int, float, Fraction)):
+            frac = Fraction(value)
+        else:
+            # numpy scalars and the like
+            as_float = float(value)
+            if not math.isfinite(as_float):
+                raise SpecError(f"{name} must be finite, got {value!r}")
+            frac = Fraction(as_float)
+    except (TypeError, ValueError, ZeroDivisionError) as exc:
+        if isinstance(exc, SpecError):
+            raise
+        raise SpecError(f"{name} must be a number, got {value!r}") from None
+    if frac < 0:
+        raise SpecError(f"{name} must be >= 0, got {value}")
+    if not allow_zero and frac == 0:
+        raise SpecError(f"{name} must be > 0, got {value}")
+    return frac
+
+
+@dataclass(frozen=True)
+class RNNSpec:
+    """Specification of a linear RNN and of the gradient descent that trains it.
+
+    Model (``conv1``): ``h_t = W h_{t-1} + F x_t``, ``y_t = C h_t + D x_t``;
+    (``conv2``): ``h_{t+1} = W h_t + F x_t``, ``y_t = C h_t + D x_t``.
+    Initialization: ``W_ij ~ N(0, s_W^2/n)``, ``F_ij ~ N(0, s_F^2/n_x)``,
+    ``C_ij ~ N(0, s_C^2/n)``, ``D_ij ~ N(0, s_D^2/n_x)``; ``sigma_d=None`` means
+    the model has no feed-through term D.
+
+    ``metric`` selects the variables gradient descent moves (``"ntk"``,
+    ``"variance"`` or ``"standard"``, see ``shared/spec/theory.md`` section 2);
+    ``lr_*`` multiply each group's share of the NTK (0 freezes the group).
+    """
+
+    sigma_w: Fraction
+    sigma_f: Fraction = Fraction(1)
+    sigma_c: Fraction = Fraction(1)
+    sigma_d: Optional[Fraction] = None
+    n_x: int = 1
+    n_y: int = 1
+    metric: str = "ntk"
+    convention: str = "conv1"
+    lr_w: Fraction = Fraction(1)
+    lr_f: Fraction = Fraction(1)
+    lr_c: Fraction = Fraction(1)
+    lr_d: Fraction = Fraction(1)
+
+    def __post_init__(self) -> None:
+        for name in ("sigma_w", "sigma_f", "sigma_c", "lr_w", "lr_f", "lr_c", "lr_d"):
+            object.__setattr__(self, name, as_fraction(getattr(self, name), name))
+        if self.sigma_d is not None:
+            object.__setattr__(self, "sigma_d", as_fraction(self.sigma_d, "sigma_d"))
+        for name in ("n_x", "n_y"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) and not hasattr(value, "__index__"):
+                raise SpecError(f"{name} must be a positive integer, got {value!r}")
+            value = int(value)
+            if value < 1:
+                raise SpecError(f"{name} must be a positive integer, got {value}")
+            object.__setattr__(self, name, value)
+        if self.metric not in METRICS:
+            raise SpecError(f"metric must be one of {', '.join(METRICS)}; got {self.metric!r}")
+        if self.convention not in CONVENTIONS:
+            raise SpecError(
+                f"convention must be one of {', '.join(CONVENTIONS)}; got {self.convention!r}"
+            )
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def has_d(self) -> bool:
+        """Whether the model has a feed-through term D."""
+        return self.sigma_d is not None
+
+    @property
+    def groups(self) -> tuple:
+        """Parameter groups present in the model (D only when ``sigma_d`` is set)."""
+        return GROUPS if self.has_d else GROUPS[:3]
+
+    def lr(self, group: str) -> Fraction:
+        """Learning-rate multiplier of ``group`` ("C", "F", "W" or "D")."""
+        return getattr(self, "lr_" + group.lower())
+
+    def sigma(self, group: str) -> Fraction:
+        """Initialization scale of ``group``; 0 for an absent D."""
+        value = getattr(self, "sigma_" + group.lower())
+        return Fraction(0) if value is None else value
+
+    def replace(self, **changes) -> "RNNSpec":
+        """A copy with some fields changed (validated again)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        unknown = set(changes) - set(values)
+        if unknown:
+            raise SpecError(f"unknown field(s) {', '.join(sorted(unknown))}")
+        values.update(changes)
+        return RNNSpec(**values)
+
+    def to_dict(self) -> Mapping[str, object]:
+        """JSON-friendly description (scales as decimal strings when exact, else p/q)."""
+
+        def show(v):
+            if isinstance(v, Fraction):
+                return _fraction_text(v)
+            return v
+
+        return {f.name: show(getattr(self, f.name)) for f in fields(self)}
+
+
+def _fraction_text(v: Fraction) -> str:
+    """Shortest exact text for a rational: a terminating decimal if one exists, else p/q."""
+    den = v.denominator
+    twos = fives = 0
+    while den % 2 == 0:
+        den //= 2
+        twos += 1
+    while den % 5 == 0:
+        den //= 5
+        fives += 1
+    if den != 1:
+        return f"{v.numerator}/{v.denominator}"
+    digits = max(twos, fives)
+    text = str(Decimal(v.numerator) / Decimal(v.denominator)) if digits < 28 else None
+    if text is None or Fraction(Decimal(text)) != v:
+        from decimal import localcontext
+
+        with localcontext() as dctx:
+            dctx.prec = len(str(v.numerator)) + digits + 5
+            text = str(Decimal(v.numerator) / Decimal(v.denominator))
+    return text

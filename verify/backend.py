@@ -1,0 +1,127 @@
+"""Array backends: numpy (default), array-api-strict, PyTorch and CuPy.
+
+All finite-width array code is written once against the Python array API
+standard (through ``array_api_compat``); this module turns a backend name and a
+device name into a namespace, and moves arrays in and out of it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Backend", "BackendError", "get_backend", "BACKENDS", "DEVICES", "to_numpy"]
+
+BACKENDS = ("numpy", "array-api-strict", "torch", "cupy")
+DEVICES = ("cpu", "cuda")
+
+
+class BackendError(RuntimeError):
+    """A backend or device was asked for that is not installed or not present."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An array namespace, the device arrays live on, and the float dtype used."""
+
+    name: str
+    xp: Any
+    device: Any
+    dtype: Any
+
+    def asarray(self, a):
+        """``a`` (numpy or nested lists) as an array of this backend, dtype and device."""
+        if self.name == "torch":
+            import torch
+
+            if isinstance(a, torch.Tensor):
+                return a.to(device=self.device, dtype=self.dtype)
+            return torch.as_tensor(np.asarray(a), dtype=self.dtype, device=self.device)
+        if self.name == "numpy":
+            return np.asarray(a, dtype=self.dtype)
+        return self.xp.asarray(np.asarray(a) if not hasattr(a, "__array_namespace__") else a,
+                               dtype=self.dtype, device=self.device)
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (for timings)."""
+        if self.name == "torch" and str(self.device).startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+        elif self.name == "cupy":
+            import cupy
+
+            cupy.cuda.Device().synchronize()
+
+
+def get_backend(name: str = "numpy", device: str = "cpu", dtype: str = "float64") -> Backend:
+    """Namespace for ``name`` on ``device`` with ``dtype`` ("float64" or "float32").
+
+    Raises :class:`BackendError` with a one-line message when the backend is
+    not installed or the device is not present.  On CUDA, TF32 is disabled so
+    that float32/float64 results are IEEE results.
+    """
+    if name not in BACKENDS:
+        raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if device not in DEVICES:
+        raise BackendError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if dtype not in ("float64", "float32"):
+        raise BackendError(f"dtype must be float64 or float32, got {dtype!r}")
+    if name == "numpy":
+        if device != "cpu":
+            raise BackendError("the numpy backend runs on the CPU only; use --backend torch or cupy for CUDA")
+        return Backend("numpy", np, "cpu", getattr(np, dtype))
+    if name == "array-api-strict":
+        if device != "cpu":
+            raise BackendError("array-api-strict runs on the CPU only")
+        try:
+            import array_api_strict as xp
+        except ImportError:
+            raise BackendError("backend array-api-strict is not installed (pip install array-api-strict)") from None
+        return Backend(name, xp, xp.Device("CPU_DEVICE"), getattr(xp, dtype))
+    if name == "torch":
+        try:
+            import torch
+        except ImportError:
+            raise BackendError("backend torch is not installed (pip install torch)") from None
+        if device == "cuda":
+            if not torch.cuda.is_available():
+                raise BackendError("device cuda is not available to torch (no CUDA GPU or a CPU-only build)")
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+        from array_api_compat import torch as xp
+
+        return Backend(name, xp, torch.device(device), getattr(torch, dtype))
+    # cupy
+    if device != "cuda":
+        raise BackendError("the cupy backend needs --device cuda")
+    try:
+        import cupy
+    except ImportError:
+        raise BackendError("backend cupy is not installed (pip install cupy-cuda12x)") from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # noqa: BLE001 - any CUDA runtime failure means no device
+        count = 0
+    if count < 1:
+        raise BackendError("device cuda is not available to cupy (no CUDA GPU found)")
+    from array_api_compat import cupy as xp
+
+    return Backend(name, xp, None, getattr(cupy, dtype))
+
+
+def to_numpy(a) -> np.ndarray:
+    """Copy any backend's array to a numpy float array on the host."""
+    if isinstance(a, np.ndarray):
+        return a
+    mod = type(a).__module__
+    if mod.startswith("torch"):
+        return a.detach().cpu().numpy()
+    if mod.startswith("cupy"):
+        return a.get()
+    if mod.startswith("array_api_strict"):
+        import array_api_strict as xps
+
+        return np.asarray(xps.asarray(a, copy=True)._array)
+    return np.asarray(a)

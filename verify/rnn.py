@@ -1,0 +1,195 @@
+"""Finite-width linear RNNs built from a specification.
+
+``conv1``: ``h_t = W h_(t-1) + F x_t``, ``y_t = C h_t + D x_t`` (``h_(-1) = 0``);
+``conv2``: ``h_(t+1) = W h_t + F x_t``, ``y_t = C h_t + D x_t`` (``h_0 = 0``).
+Initialization: ``W_ij ~ N(0, s_W^2/n)``, ``F_ij ~ N(0, s_F^2/n_x)``,
+``C_ij ~ N(0, s_C^2/n)``, ``D_ij ~ N(0, s_D^2/n_x)``.  The arrays held are the
+actual matrices (not the tildes of a metric).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+from array_api_compat import array_namespace
+
+from theory.spec import RNNSpec, SpecError
+
+from .backend import Backend, get_backend, to_numpy
+
+__all__ = ["LinearRNN", "init_rnn", "forward", "impulse_response", "save_rnn", "load_rnn", "check_batch"]
+
+
+@dataclass(frozen=True)
+class LinearRNN:
+    """Weights of one linear RNN: ``W (n, n)``, ``F (n, n_x)``, ``C (n_y, n)``, optional ``D (n_y, n_x)``."""
+
+    W: Any
+    F: Any
+    C: Any
+    D: Optional[Any] = None
+
+    def __post_init__(self) -> None:
+        W, F, C, D = self.W, self.F, self.C, self.D
+        if W.ndim != 2 or W.shape[0] != W.shape[1]:
+            raise SpecError(f"W must be square (n, n), got shape {tuple(W.shape)}")
+        n = W.shape[0]
+        if F.ndim != 2 or F.shape[0] != n:
+            raise SpecError(f"F must have shape (n, n_x) = ({n}, n_x), got {tuple(F.shape)}")
+        if C.ndim != 2 or C.shape[1] != n:
+            raise SpecError(f"C must have shape (n_y, n) = (n_y, {n}), got {tuple(C.shape)}")
+        if D is not None and tuple(D.shape) != (C.shape[0], F.shape[1]):
+            raise SpecError(f"D must have shape (n_y, n_x) = {(C.shape[0], F.shape[1])}, got {tuple(D.shape)}")
+
+    @property
+    def n(self) -> int:
+        return int(self.W.shape[0])
+
+    @property
+    def n_x(self) -> int:
+        return int(self.F.shape[1])
+
+    @property
+    def n_y(self) -> int:
+        return int(self.C.shape[0])
+
+    @property
+    def xp(self):
+        return array_namespace(self.W)
+
+    def check(self, spec: RNNSpec) -> None:
+        """Raise :class:`SpecError` unless the dimensions (and D) match ``spec``."""
+        if (self.n_x, self.n_y) != (spec.n_x, spec.n_y):
+            raise SpecError(
+                f"network has n_x = {self.n_x}, n_y = {self.n_y}; the specification says "
+                f"n_x = {spec.n_x}, n_y = {spec.n_y}"
+            )
+        if spec.has_d != (self.D is not None):
+            raise SpecError(
+                "the specification has a D (sigma_d) but the network has none"
+                if spec.has_d
+                else "the network has a D but the specification has no sigma_d"
+            )
+
+
+def init_rnn(
+    spec: RNNSpec,
+    n: int,
+    seed: Union[int, np.random.Generator] = 0,
+    backend: Optional[Backend] = None,
+) -> LinearRNN:
+    """Draw a network of width ``n`` at initialization.
+
+    The draws come from a numpy ``Generator`` (``seed`` or a generator) in the
+    order W, F, C, D and are then moved to ``backend`` (numpy float64 by
+    default), so every backend sees the same network for the same seed.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise SpecError(f"width n must be a positive integer, got {n!r}")
+    n = int(n)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    be = backend or get_backend()
+    sw, sf, sc = float(spec.sigma_w), float(spec.sigma_f), float(spec.sigma_c)
+    W = rng.standard_normal((n, n)) * (sw / math.sqrt(n))
+    F = rng.standard_normal((n, spec.n_x)) * (sf / math.sqrt(spec.n_x))
+    C = rng.standard_normal((spec.n_y, n)) * (sc / math.sqrt(n))
+    D = None
+    if spec.has_d:
+        D = rng.standard_normal((spec.n_y, spec.n_x)) * (float(spec.sigma_d) / math.sqrt(spec.n_x))
+    conv = be.asarray
+    return LinearRNN(conv(W), conv(F), conv(C), None if D is None else conv(D))
+
+
+def check_batch(X, n_x: int, name: str = "X"):
+    """Validate a batch of input sequences of shape (B, T, n_x)."""
+    shape = tuple(X.shape)
+    if len(shape) != 3:
+        raise SpecError(f"{name} must have shape (B, T, n_x), got shape {shape}")
+    if 0 in shape:
+        raise SpecError(f"{name} must be non-empty, got shape {shape}")
+    if shape[2] != n_x:
+        raise SpecError(f"{name} has n_x = {shape[2]}, the network has n_x = {n_x}")
+    return X
+
+
+def forward(rnn: LinearRNN, X, convention: str = "conv1"):
+    """Outputs ``Y (B, T, n_y)`` for inputs ``X (B, T, n_x)``."""
+    if convention not in ("conv1", "conv2"):
+        raise SpecError(f"convention must be conv1 or conv2, got {convention!r}")
+    xp = rnn.xp
+    check_batch(X, rnn.n_x)
+    B, T, _ = X.shape
+    WT, FT, CT = xp.permute_dims(rnn.W, (1, 0)), xp.permute_dims(rnn.F, (1, 0)), xp.permute_dims(rnn.C, (1, 0))
+    h = xp.zeros((B, rnn.n), dtype=rnn.W.dtype, device=_device(rnn.W))
+    ys = []
+    for t in range(T):
+        xt = X[:, t, :]
+        if convention == "conv1":
+            h = h @ WT + xt @ FT
+            ys.append(h @ CT)
+        else:
+            ys.append(h @ CT)
+            h = h @ WT + xt @ FT
+    Y = xp.stack(ys, axis=1)
+    if rnn.D is not None:
+        Y = Y + X @ xp.permute_dims(rnn.D, (1, 0))
+    return Y
+
+
+def impulse_response(rnn: LinearRNN, lags: int, convention: str = "conv1"):
+    """Convolution kernel ``L (lags, n_y, n_x)``: ``y_t = sum_l L_l x_(t-l)``.
+
+    conv1: ``L_0 = D + C F``, ``L_l = C W^l F``; conv2: ``L_0 = D``, ``L_l = C W^(l-1) F``.
+    """
+    if convention not in ("conv1", "conv2"):
+        raise SpecError(f"convention must be conv1 or conv2, got {convention!r}")
+    if isinstance(lags, bool) or not isinstance(lags, int) or lags < 1:
+        raise SpecError(f"lags must be a positive integer, got {lags!r}")
+    xp = rnn.xp
+    zero = xp.zeros((rnn.n_y, rnn.n_x), dtype=rnn.W.dtype, device=_device(rnn.W))
+    markov_count = lags if convention == "conv1" else lags - 1
+    out, u = [], rnn.F
+    for _ in range(markov_count):
+        out.append(rnn.C @ u)
+        u = rnn.W @ u
+    if convention == "conv2":
+        out = [zero] + out
+    if rnn.D is not None:
+        out[0] = out[0] + rnn.D
+    return xp.stack(out, axis=0)
+
+
+def save_rnn(rnn: LinearRNN, path: Union[str, Path]) -> None:
+    """Write ``W``, ``F``, ``C`` and (if present) ``D`` to an ``.npz`` file."""
+    arrays = {"W": to_numpy(rnn.W), "F": to_numpy(rnn.F), "C": to_numpy(rnn.C)}
+    if rnn.D is not None:
+        arrays["D"] = to_numpy(rnn.D)
+    np.savez(path, **arrays)
+
+
+def load_rnn(path: Union[str, Path], backend: Optional[Backend] = None) -> LinearRNN:
+    """Read a network written by :func:`save_rnn` (keys W, F, C and optional D)."""
+    be = backend or get_backend()
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in ("W", "F", "C") if k not in data.files]
+            if missing:
+                raise SpecError(f"{path}: missing array(s) {', '.join(missing)} (need W, F, C and optional D)")
+            arrays = {k: np.asarray(data[k], dtype=np.float64) for k in data.files if k in ("W", "F", "C", "D")}
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"{path}: not a readable .npz file ({exc})") from None
+    for k, a in arrays.items():
+        if not np.all(np.isfinite(a)):
+            raise SpecError(f"{path}: array {k} contains non-finite values")
+    return LinearRNN(*(be.asarray(arrays[k]) if k in arrays else None for k in ("W", "F", "C", "D")))
+
+
+def _device(a):
+    from array_api_compat import device
+
+    return device(a)
