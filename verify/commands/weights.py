@@ -1,0 +1,93 @@
+"""``python -m verify weights``: exact lag weights, group shares and series."""
+from __future__ import annotations
+
+import json
+
+from mpmath import nstr
+
+from theory.precision import check_dps
+from theory.series import series
+from theory.spec import SpecError
+from theory.weights import lag_shares, lag_weights
+
+from ..cli import add_spec_arguments, spec_from_args
+
+
+def add_arguments(p) -> None:
+    add_spec_arguments(p, sigma_w=None, lags=12)
+    p.add_argument("--dps", type=int, default=30, help="decimal digits (default 30)")
+    p.add_argument("--horizon-fraction", default="0.01",
+                   help="memory horizon: smallest L whose tail is <= this fraction of the total (default 0.01)")
+    p.add_argument("--interval", action="store_true", help="also give rigorous interval enclosures")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def compute(args) -> dict:
+    spec = spec_from_args(args)
+    dps = check_dps(args.dps)
+    if args.lags < 1:
+        raise SpecError(f"--lags must be a positive integer, got {args.lags}")
+    beta = lag_weights(spec, args.lags, dps=dps)
+    shares = lag_shares(spec, args.lags, dps=dps)
+    out = {
+        "spec": dict(spec.to_dict()),
+        "dps": dps,
+        "lags": args.lags,
+        "beta": [nstr(b, dps, strip_zeros=False) for b in beta],
+        "shares": {g: [nstr(v, dps, strip_zeros=False) for v in vals] for g, vals in shares.items()},
+    }
+    if args.interval:
+        enc = lag_weights(spec, args.lags, dps=dps, interval=True)
+        out["beta_interval"] = [[nstr(v.a, dps, strip_zeros=False), nstr(v.b, dps, strip_zeros=False)] for v in enc]
+    try:
+        out["series"] = series(spec, fraction=args.horizon_fraction, dps=dps).to_dict(dps)
+    except SpecError as exc:
+        if spec.sigma_w < 1:
+            raise
+        out["series"] = None
+        out["series_note"] = str(exc)
+    return out
+
+
+def run(args) -> int:
+    out = compute(args)
+    if args.json:
+        print(json.dumps(out, indent=1))
+        return 0
+    spec = out["spec"]
+    digits = min(args.dps, 20)
+    print(f"Lag weights beta_l: metric {spec['metric']}, {spec['convention']}, s_W = {spec['sigma_w']}, "
+          f"s_F = {spec['sigma_f']}, s_C = {spec['sigma_c']}, s_D = {spec['sigma_d']}, "
+          f"n_x = {spec['n_x']}, n_y = {spec['n_y']}  ({args.dps} digits; table shows {digits})")
+    groups = list(out["shares"])
+    short = lambda s: nstr_str(s, digits)
+    header = f"{'lag':>5}  {'beta_l':>{digits + 8}}  " + "  ".join(f"{'share ' + g:>{digits + 8}}" for g in groups)
+    print(header)
+    print("-" * len(header))
+    for l in range(args.lags):
+        row = f"{l:>5}  {short(out['beta'][l]):>{digits + 8}}  " + "  ".join(
+            f"{short(out['shares'][g][l]):>{digits + 8}}" for g in groups)
+        print(row)
+    if "beta_interval" in out:
+        print("\nInterval enclosures:")
+        for l, (lo, hi) in enumerate(out["beta_interval"]):
+            print(f"{l:>5}  [{short(lo)}, {short(hi)}]")
+    if out["series"]:
+        s = out["series"]
+        print(f"\nSeries (closed form): total weight {short(s['total'])}, mean lag {short(s['mean_lag'])}, "
+              f"peak lag {s['peak_lag']}, memory horizon {s['horizon']} "
+              f"(tail <= {s['horizon_fraction']} of the total)")
+    else:
+        print(f"\nSeries: {out['series_note']}")
+    return 0
+
+
+def nstr_str(text: str, digits: int) -> str:
+    """Shorten a decimal string to ``digits`` significant digits for display."""
+    from mpmath import mpf, mp
+
+    ctx = mp.clone() if hasattr(mp, "clone") else None
+    from theory.precision import context
+
+    c = context(max(digits + 5, 15))
+    return nstr(c.mpf(text), digits)
