@@ -40,6 +40,7 @@ __all__ = [
     "ntk_from_lag_gram",
     "empirical_ntk",
     "limit_lag_gram",
+    "lag_weights_float64",
 ]
 
 
@@ -242,17 +243,28 @@ def empirical_ntk(rnn: LinearRNN, spec: RNNSpec, X, Xp=None):
     return ntk_from_lag_gram(lag_gram(rnn, spec, lags), X, Xp)
 
 
-def limit_lag_gram(spec: RNNSpec, lags: int, *, dps: int = 30) -> np.ndarray:
-    """The closed form ``diag(beta) (x) I / n_x`` as a float64 numpy array, shape
-    ``(L, n_y, n_x, L, n_y, n_x)``; ``beta`` from :func:`theory.weights.lag_weights`.
+def lag_weights_float64(spec: RNNSpec, lags: int, *, dps: int = 30) -> np.ndarray:
+    """``beta_0..beta_(L-1)`` from :func:`theory.weights.lag_weights`, rounded to float64.
 
-    Raises :class:`SpecError` when a weight overflows float64.
+    Raises :class:`SpecError` when a weight overflows float64 (weights below the
+    float64 range round to 0 or a subnormal; their exact values are in ``theory``).
     """
     from theory.weights import lag_weights
 
     beta = np.array([float(b) for b in lag_weights(spec, lags, dps=dps)])
     if not np.all(np.isfinite(beta)):
-        raise SpecError("lag weights overflow float64 (sigma_w too large for this many lags)")
+        raise SpecError(
+            f"lag weights overflow float64 (sigma_w = {float(spec.sigma_w):g} with {lags} lags); "
+            "use fewer lags or the exact side (theory)"
+        )
+    return beta
+
+
+def limit_lag_gram(spec: RNNSpec, lags: int, *, dps: int = 30) -> np.ndarray:
+    """The closed form ``diag(beta) (x) I / n_x`` as a float64 numpy array, shape
+    ``(L, n_y, n_x, L, n_y, n_x)``; ``beta`` from :func:`lag_weights_float64`.
+    """
+    beta = lag_weights_float64(spec, lags, dps=dps)
     eye = np.eye(spec.n_y * spec.n_x).reshape(spec.n_y, spec.n_x, spec.n_y, spec.n_x)
     out = np.zeros((lags, spec.n_y, spec.n_x, lags, spec.n_y, spec.n_x))
     for l in range(lags):
