@@ -6,15 +6,21 @@ device name into a namespace, and moves arrays in and out of it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Backend", "BackendError", "get_backend", "BACKENDS", "DEVICES", "to_numpy"]
+__all__ = ["Backend", "BackendError", "get_backend", "BACKENDS", "DEVICES", "DRAWS", "to_numpy"]
 
 BACKENDS = ("numpy", "array-api-strict", "torch", "cupy")
 DEVICES = ("cpu", "cuda")
+#: Where :func:`verify.rnn.init_rnn` draws the weights: ``numpy`` (host numpy
+#: ``Generator``, the same network on every backend for a seed; the default) or
+#: ``native`` (the backend's own generator on its device: torch ``Generator`` /
+#: cupy ``default_rng``; fast for huge widths, but the network then depends on
+#: the backend, device, dtype and library version).
+DRAWS = ("numpy", "native")
 
 
 class BackendError(RuntimeError):
@@ -23,12 +29,41 @@ class BackendError(RuntimeError):
 
 @dataclass(frozen=True)
 class Backend:
-    """An array namespace, the device arrays live on, and the float dtype used."""
+    """An array namespace, the device arrays live on, the float dtype used, and
+    where random weights are drawn (``draws``, one of :data:`DRAWS`)."""
 
     name: str
     xp: Any
     device: Any
     dtype: Any
+    draws: str = "numpy"
+
+    @property
+    def on_cuda(self) -> bool:
+        return self.name == "cupy" or (self.name == "torch" and str(self.device).startswith("cuda"))
+
+    def standard_normal(self, shape, seed: int, *, generator=None):
+        """Native draws: ``(array, generator)`` of N(0, 1) entries of ``shape`` made on the
+        device by the backend's own generator (seeded with ``seed`` when ``generator`` is None).
+
+        numpy and array-api-strict have no device generator: they use numpy's ``default_rng``.
+        """
+        if self.name == "torch":
+            import torch
+
+            if generator is None:
+                generator = torch.Generator(device=self.device)
+                generator.manual_seed(int(seed))
+            return torch.randn(shape, generator=generator, device=self.device, dtype=self.dtype), generator
+        if self.name == "cupy":
+            import cupy
+
+            if generator is None:
+                generator = cupy.random.default_rng(int(seed))
+            return generator.standard_normal(shape, dtype=self.dtype), generator
+        if generator is None:
+            generator = np.random.default_rng(int(seed))
+        return self.asarray(generator.standard_normal(shape)), generator
 
     def asarray(self, a):
         """``a`` (numpy or nested lists) as an array of this backend, dtype and device."""
@@ -55,13 +90,21 @@ class Backend:
             cupy.cuda.Device().synchronize()
 
 
-def get_backend(name: str = "numpy", device: str = "cpu", dtype: str = "float64") -> Backend:
-    """Namespace for ``name`` on ``device`` with ``dtype`` ("float64" or "float32").
+def get_backend(name: str = "numpy", device: str = "cpu", dtype: str = "float64", draws: str = "numpy") -> Backend:
+    """Namespace for ``name`` on ``device`` with ``dtype`` ("float64" or "float32");
+    ``draws`` ("numpy" or "native") is where :func:`verify.rnn.init_rnn` draws weights.
 
     Raises :class:`BackendError` with a one-line message when the backend is
     not installed or the device is not present.  On CUDA, TF32 is disabled so
     that float32/float64 results are IEEE results.
     """
+    if draws not in DRAWS:
+        raise BackendError(f"draws must be one of {', '.join(DRAWS)}, got {draws!r}")
+    be = _get_backend(name, device, dtype)
+    return be if draws == "numpy" else replace(be, draws=draws)
+
+
+def _get_backend(name: str, device: str, dtype: str) -> Backend:
     if name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     if device not in DEVICES:

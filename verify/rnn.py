@@ -18,7 +18,7 @@ from array_api_compat import array_namespace
 
 from theory.spec import RNNSpec, SpecError
 
-from .backend import Backend, get_backend, to_numpy
+from .backend import DRAWS, Backend, get_backend, to_numpy
 
 __all__ = ["LinearRNN", "init_rnn", "forward", "impulse_response", "save_rnn", "load_rnn", "check_batch"]
 
@@ -80,27 +80,50 @@ def init_rnn(
     n: int,
     seed: Union[int, np.random.Generator] = 0,
     backend: Optional[Backend] = None,
+    *,
+    draws: Optional[str] = None,
 ) -> LinearRNN:
     """Draw a network of width ``n`` at initialization.
 
-    The draws come from a numpy ``Generator`` (``seed`` or a generator) in the
-    order W, F, C, D and are then moved to ``backend`` (numpy float64 by
-    default), so every backend sees the same network for the same seed.
+    ``draws="numpy"`` (the default, or ``backend.draws``): the draws come from a
+    numpy ``Generator`` (``seed`` or a generator) in the order W, F, C, D and are
+    then moved to ``backend`` (numpy float64 by default), so every backend sees
+    the same network for the same seed.  ``draws="native"``: the backend's own
+    generator draws them on its device in the same order (no host copy: for
+    huge widths on a GPU, where numpy would draw and copy 8 GiB at n = 32768);
+    the network then depends on the backend, device, dtype and library version.
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise SpecError(f"width n must be a positive integer, got {n!r}")
     n = int(n)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     be = backend or get_backend()
+    draws = be.draws if draws is None else draws
+    if draws not in DRAWS:
+        raise SpecError(f"draws must be one of {', '.join(DRAWS)}, got {draws!r}")
     sw, sf, sc = float(spec.sigma_w), float(spec.sigma_f), float(spec.sigma_c)
-    W = rng.standard_normal((n, n)) * (sw / math.sqrt(n))
-    F = rng.standard_normal((n, spec.n_x)) * (sf / math.sqrt(spec.n_x))
-    C = rng.standard_normal((spec.n_y, n)) * (sc / math.sqrt(n))
-    D = None
+    shapes = [((n, n), sw / math.sqrt(n)), ((n, spec.n_x), sf / math.sqrt(spec.n_x)),
+              ((spec.n_y, n), sc / math.sqrt(n))]
     if spec.has_d:
-        D = rng.standard_normal((spec.n_y, spec.n_x)) * (float(spec.sigma_d) / math.sqrt(spec.n_x))
-    conv = be.asarray
-    return LinearRNN(conv(W), conv(F), conv(C), None if D is None else conv(D))
+        shapes.append(((spec.n_y, spec.n_x), float(spec.sigma_d) / math.sqrt(spec.n_x)))
+    mats = []
+    if draws == "native" and be.name in ("torch", "cupy"):
+        if isinstance(seed, np.random.Generator):
+            seed = int(seed.integers(2**63 - 1))
+        gen = None
+        for shape, scale in shapes:
+            a, gen = be.standard_normal(shape, seed, generator=gen)
+            a *= scale  # in place: no second n x n array
+            mats.append(a)
+    else:
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        for shape, scale in shapes:
+            a = rng.standard_normal(shape)
+            a *= scale  # in place (the same values as a * scale), halving peak host memory
+            mats.append(be.asarray(a))
+            del a
+    if len(mats) == 3:
+        mats.append(None)
+    return LinearRNN(*mats)
 
 
 def check_batch(X, n_x: int, name: str = "X"):
