@@ -17,8 +17,10 @@ the smallest lag attaining ``max_l beta_l``.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Iterator
 
 from .precision import Context, context, exact, guarded
 from .spec import RNNSpec, SpecError, as_fraction
@@ -36,31 +38,39 @@ def _require_stable(spec: RNNSpec) -> None:
 
 
 class _Parts:
-    """Exact coefficients of one spec in a context: A, B, d, r, and the shift of the convention."""
+    """Exact coefficients of one spec in a context: A, B, d, r, and the shift of the convention.
+
+    Every constant is rounded once from its exact rational value at the precision
+    the context has when the object is built (callers add guard bits first); in
+    particular ``q = 1 - r`` is rounded from the exact rational, never computed as
+    ``1 - round(r)``, which would lose ``log2(1/(1-r))`` bits for ``s_W`` near 1.
+    """
 
     def __init__(self, spec: RNNSpec, ctx: Context):
         _require_stable(spec)
         coef = markov_coefficients(spec)
         self.ctx = ctx
         self.r = exact(ctx, coef.r)
+        self.q = exact(ctx, 1 - coef.r)
         self.A = exact(ctx, sum(coef.a.values()))
         self.B = exact(ctx, sum(coef.b.values()))
         self.Aq = sum(coef.a.values())
         self.Bq = sum(coef.b.values())
-        self.d = exact(ctx, coef.d) if coef.d is not None else ctx.mpf(0)
+        self.dq = coef.d if coef.d is not None else Fraction(0)
+        self.d = exact(ctx, self.dq)
         self.rq = coef.r
         self.shift = 0 if spec.convention == "conv1" else 1  # lag l <-> Markov m = l - shift
 
     def markov_tail(self, M: int):
         """sum_(m>=M) g_m for M >= 0."""
-        ctx, r, one = self.ctx, self.r, self.ctx.mpf(1)
+        ctx, r, q, one = self.ctx, self.r, self.q, self.ctx.mpf(1)
         rM = ctx.power(r, M) if M else one
-        s0 = rM / (one - r)
+        s0 = rM / q
         if M == 0:
-            s1 = one / (one - r) ** 2
+            s1 = one / q**2
         else:
             rM1 = ctx.power(r, M - 1) if M > 1 else one
-            s1 = (M * rM1 * (one - r) + rM) / (one - r) ** 2
+            s1 = (M * rM1 * q + rM) / q**2
         return self.A * s0 + self.B * s1
 
     def g(self, m: int):
@@ -87,8 +97,8 @@ class _Parts:
 
     def first_moment(self):
         """sum_l l beta_l."""
-        one, r = self.ctx.mpf(1), self.r
-        m1 = self.A * r / (one - r) ** 2 + self.B * (one + r) / (one - r) ** 3  # sum m g_m
+        one, r, q = self.ctx.mpf(1), self.r, self.q
+        m1 = self.A * r / q**2 + self.B * (one + r) / q**3  # sum m g_m
         if self.shift:
             m1 = m1 + self.markov_tail(0)  # sum (m+1) g_m
         return m1
@@ -106,10 +116,22 @@ class _Parts:
             m0 = self.rq / (1 - self.rq) - self.Aq * self.rq / self.Bq
             cands.add(max(0, math.ceil(m0)))
         lags = sorted({m + self.shift for m in cands} | {0})
-        with guarded(self.ctx, 32):
-            vals = [(self.beta(l), l) for l in lags]
+        size = self.rq.numerator.bit_length() + self.rq.denominator.bit_length()
+        if max(lags) * size <= 200_000:  # exact rational comparison (ties resolved exactly)
+            vals = [(self.beta_exact(l), l) for l in lags]
+        else:  # r^m loses about log2(m) bits: guard them
+            with guarded(self.ctx, 32 + max(lags).bit_length()):
+                vals = [(self.beta(l), l) for l in lags]
         best = max(v for v, _ in vals)
         return min(l for v, l in vals if v == best)
+
+    def beta_exact(self, lag: int) -> Fraction:
+        """beta_lag as an exact rational."""
+        m = lag - self.shift
+        v = Fraction(0)
+        if m >= 0:
+            v = self.Aq * self.rq**m + (self.Bq * m * self.rq ** (m - 1) if m else 0)
+        return v + self.dq if lag == 0 else v
 
 
 @dataclass(frozen=True)
@@ -134,14 +156,17 @@ class Series:
         }
 
 
-def _parts(spec: RNNSpec, dps: int) -> _Parts:
-    return _Parts(spec, context(dps))
+@contextmanager
+def _parts(spec: RNNSpec, dps: int, guard: int) -> Iterator[_Parts]:
+    """Parts built ``guard`` bits above ``dps`` digits; results are rounded back on exit by the caller."""
+    ctx = context(dps)
+    with guarded(ctx, guard):
+        yield _Parts(spec, ctx)
 
 
 def total_weight(spec: RNNSpec, *, dps: int = 50):
     """``sum_(l>=0) beta_l = A/(1-r) + B/(1-r)^2 + d``."""
-    p = _parts(spec, dps)
-    with guarded(p.ctx, 16):
+    with _parts(spec, dps, 16) as p:
         v = p.total()
     return +v
 
@@ -150,16 +175,15 @@ def tail_weight(spec: RNNSpec, lags: int, *, dps: int = 50):
     """``sum_(l>=lags) beta_l``: the weight beyond the first ``lags`` lags."""
     if isinstance(lags, bool) or not isinstance(lags, int) or lags < 0:
         raise SpecError(f"lags must be a non-negative integer, got {lags!r}")
-    p = _parts(spec, dps)
-    with guarded(p.ctx, 16 + lags.bit_length()):
+    # r^lags amplifies the rounding of r by a factor lags: guard log2(lags) bits
+    with _parts(spec, dps, 16 + lags.bit_length()) as p:
         v = p.tail(lags)
     return +v
 
 
 def mean_lag(spec: RNNSpec, *, dps: int = 50):
     """``sum_l l beta_l / sum_l beta_l``."""
-    p = _parts(spec, dps)
-    with guarded(p.ctx, 16):
+    with _parts(spec, dps, 16) as p:
         total = p.total()
         if total == 0:
             raise SpecError("all lag weights are zero (every trained group is frozen or has zero scale)")
@@ -169,7 +193,8 @@ def mean_lag(spec: RNNSpec, *, dps: int = 50):
 
 def peak_lag(spec: RNNSpec, *, dps: int = 50) -> int:
     """Smallest lag at which ``beta_l`` is largest."""
-    return _parts(spec, dps).peak()
+    with _parts(spec, dps, 32) as p:
+        return p.peak()
 
 
 def memory_horizon(spec: RNNSpec, fraction="0.01", *, dps: int = 50) -> int:
@@ -177,12 +202,12 @@ def memory_horizon(spec: RNNSpec, fraction="0.01", *, dps: int = 50) -> int:
     eps = as_fraction(fraction, "fraction")
     if not 0 < eps < 1:
         raise SpecError(f"fraction must be in (0, 1), got {fraction}")
-    p = _parts(spec, dps)
-    ctx = p.ctx
-    with guarded(ctx, 32):
-        target = exact(ctx, eps) * p.total()
+    # 32 guard bits plus 64 for r^L with L < 2^63
+    with _parts(spec, dps, 96) as p:
+        ctx = p.ctx
         if p.total() == 0:
             raise SpecError("all lag weights are zero (every trained group is frozen or has zero scale)")
+        target = exact(ctx, eps) * p.total()
         hi = 1
         while p.tail(hi) > target:
             hi *= 2
