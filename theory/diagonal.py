@@ -355,14 +355,18 @@ def c2(spec: DiagonalSpec, m: int, ctx: Context):
 
 
 def _quad_checked(ctx: Context, f, points, what: str):
-    """``ctx.quad`` with its error estimate required below ``2^-(prec-4)`` times the
-    integral of ``|f|`` scale (raises if the rule did not converge)."""
-    value, err = ctx.quad(f, points, error=True, maxdegree=10)
-    if err > abs(value) * ctx.ldexp(1, -ctx.prec + 8) + ctx.ldexp(1, -2 * ctx.prec):
-        value, err = ctx.quad(f, points, error=True, maxdegree=14)
-        if err > abs(value) * ctx.ldexp(1, -ctx.prec + 8) + ctx.ldexp(1, -2 * ctx.prec):
-            raise ArithmeticError(f"quadrature of {what} did not converge (error estimate {ctx.nstr(err, 3)})")
-    return value
+    """``ctx.quad`` to relative accuracy: mpmath's tanh-sinh stops on an *absolute* error
+    estimate, so the integrand is first rescaled by a rough value of the integral; the
+    final error estimate must be below ``2^-(prec-8)`` relative (else ArithmeticError)."""
+    rough = ctx.quad(f, points)
+    scale = abs(rough) if rough != 0 else ctx.mpf(1)
+    g = lambda s: f(s) / scale
+    tol = ctx.ldexp(1, -ctx.prec + 8)
+    for degree in (10, 14):
+        value, err = ctx.quad(g, points, error=True, maxdegree=degree)
+        if err <= abs(value) * tol + ctx.ldexp(1, -2 * ctx.prec):
+            return value * scale
+    raise ArithmeticError(f"quadrature of {what} did not converge (relative error estimate {ctx.nstr(err, 3)})")
 
 
 def tied_nu_integral(spec: DiagonalSpec, k: int, ctx: Context):
@@ -592,14 +596,17 @@ def implicit_bias_solution(theta, X, y, L0=None, *, dps: int = 30):
     Returns a list of ``T`` mpmath numbers.  Raises ``ValueError`` if
     ``X Theta X^T`` is singular at the working precision.
     """
-    ctx = context(check_dps(dps))
+    dps = check_dps(dps)
+    ctx = context(dps)
 
     def num(v):
         if isinstance(v, Fraction):
             return exact(ctx, v)
         if isinstance(v, str):
             return ctx.mpf(v)
-        return ctx.mpf(v) if not hasattr(v, "imag") or isinstance(v, (int, float)) else ctx.mpf(v)
+        if isinstance(v, (int, float)):
+            return ctx.mpf(v)  # exact binary value (the working precision exceeds 53 bits)
+        return ctx.mpf(v)
 
     T = len(theta)
     if any(len(row) != T for row in theta):
@@ -611,19 +618,35 @@ def implicit_bias_solution(theta, X, y, L0=None, *, dps: int = 30):
         raise ValueError(f"y must have N = {N} entries, got {len(y)}")
     if L0 is not None and len(L0) != T:
         raise ValueError(f"L0 must have T = {T} entries")
-    with guarded(ctx, 30):
-        K = ctx.matrix([[num(v) for v in row] for row in theta])
-        Xm = ctx.matrix([[num(v) for v in row] for row in X])
-        yv = ctx.matrix([num(v) for v in y])
-        l0 = ctx.matrix([num(v) for v in L0]) if L0 is not None else ctx.matrix(T, 1)
-        KXt = K * Xm.T
-        G = Xm * KXt
-        try:
-            alpha = ctx.lu_solve(G, yv - Xm * l0)
-        except ZeroDivisionError:
-            raise ValueError("X Theta X^T is singular: the data cannot be fitted in the kernel's range") from None
-        L = l0 + KXt * alpha
-    return [+L[i] for i in range(T)]
+    # Inputs are taken as exact numbers (mpmath numbers at their own precision); the solve is
+    # repeated at rising working precision until two solves agree to dps digits (entries
+    # below 10^-dps times the largest correction held to that absolute level).
+    def solve(wp_bits):
+        with guarded(ctx, wp_bits):
+            K = ctx.matrix([[num(v) for v in row] for row in theta])
+            Xm = ctx.matrix([[num(v) for v in row] for row in X])
+            yv = ctx.matrix([num(v) for v in y])
+            l0 = ctx.matrix([num(v) for v in L0]) if L0 is not None else ctx.matrix(T, 1)
+            KXt = K * Xm.T
+            G = Xm * KXt
+            try:
+                alpha = ctx.lu_solve(G, yv - Xm * l0)
+            except ZeroDivisionError:
+                raise ValueError("X Theta X^T is singular: the data cannot be fitted in the kernel's range") from None
+            dL = KXt * alpha
+            return [l0[i] for i in range(T)], [dL[i] for i in range(T)]
+
+    bits, step = 40, 64
+    _, lo = solve(bits)
+    for _ in range(8):
+        l0v, hi = solve(bits + step)
+        with guarded(ctx, bits + step):
+            big = max(abs(v) for v in hi)
+            tol = ctx.mpf(10) ** (-dps - 2)
+            if all(abs(a - b) <= tol * big for a, b in zip(lo, hi)):
+                return [+(a + b) for a, b in zip(l0v, hi)]
+        lo, bits, step = hi, bits + step, 2 * step
+    raise ValueError("the Theta^-1-metric solve did not stabilize: X Theta X^T is (numerically) singular")
 
 
 def to_strings(mat, digits: int) -> List[List[str]]:
