@@ -1,0 +1,80 @@
+"""Smoke tests of ``python -m benchmarks``: end to end at tiny sizes (no timing assertions)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from benchmarks.cli import main, parse_sizes
+from benchmarks.methods import METHODS
+from benchmarks.ntk_bench import _probe, run_ntk
+
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+
+# Every method computes the same float64 NTK; entries are sums of O(T n) products of
+# O(1) numbers, so the methods differ by rounding only: ~T n eps ~ 1e-13 relative at
+# most for the tiny sizes here (measured: <= 1e-15).  1e-12 leaves room for a different
+# summation order and still catches any wrong scale, sign or missing group (O(1) errors).
+AGREE = 1e-12
+
+
+def test_end_to_end_tiny(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    rc = main(["--sizes", "12x3", "--repeats", "1", "--no-memory", "--exact-lags", "10",
+               "--exact-dps", "15", "--kernel-shape", "2x3", "--json", str(out), "--markdown", "--quiet"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "| n | T | method |" in text and "### Exact side (mpmath)" in text and "### Targets (issue 6)" in text
+    data = json.loads(out.read_text())
+    recs = data["ntk"]
+    assert {(r["n"], r["T"]) for r in recs} == {(12, 3)}
+    assert {r["method"] for r in recs} == set(METHODS)
+    for r in recs:
+        if METHODS[r["method"]].torch and not HAVE_TORCH:
+            assert r["status"] == "skipped" and "torch" in r["reason"]
+            continue
+        assert r["status"] == "ok", r
+        assert r["repeats"] == 1 and r["median_s"] > 0
+        if r["method"] not in ("structured", "krylov"):
+            assert r["max_rel_diff_vs_structured"] < AGREE, r
+    # the targets' sizes were not run: they must say so, not pass
+    assert all(t["met"] is None for t in data["targets"])
+    assert len(data["exact"]) == 3 and all(e["median_s"] > 0 for e in data["exact"])
+    assert data["machine"]["cores_logical"] >= 1 and "blas" in data["machine"]
+
+
+def test_memory_probe_sees_the_gradients():
+    # reference BPTT holds the W-gradients of every output: 8 B T n^2 bytes (n_y = 1)
+    n, T, B = 64, 4, 4
+    rec = _probe("reference", n, T, B, max_bytes=2**30, timeout=120, use_tracemalloc=True)
+    assert rec["ok"], rec
+    assert rec["tracemalloc_peak_bytes"] >= 8 * B * T * n * n
+    assert rec["rss_peak_bytes"] >= 0 and rec["seconds"] > 0
+
+
+def test_skips_over_the_memory_budget():
+    recs = run_ntk([(32, 4)], ["structured", "reference"], repeats=1, max_bytes=1000, memory=False,
+                   log=lambda m: None)
+    by = {r["method"]: r for r in recs}
+    assert by["structured"]["status"] == "ok"
+    assert by["reference"]["status"] == "skipped" and "memory budget" in by["reference"]["reason"]
+
+
+def test_skips_on_extrapolated_time():
+    recs = run_ntk([(8, 2), (256, 32)], ["structured", "reference"], repeats=1, max_seconds=1e-3,
+                   memory=False, log=lambda m: None)
+    big = [r for r in recs if r["n"] == 256 and r["method"] == "reference"][0]
+    assert big["status"] == "skipped" and "estimated" in big["reason"]
+
+
+def test_parse_sizes():
+    assert parse_sizes("256x16, 1024X32") == [(256, 16), (1024, 32)]
+
+
+@pytest.mark.parametrize("argv", [["--sizes", "12"], ["--sizes", "0x4"], ["--methods", "nope"],
+                                  ["--repeats", "0"], ["--exact-lags", "a"]])
+def test_bad_arguments_exit_2(argv, capsys):
+    assert main(argv + ["--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("python -m benchmarks: error:")
