@@ -371,3 +371,58 @@ def test_to_numpy_round_trip(backend):
     a = np.arange(6.0).reshape(2, 3)
     b = to_numpy(backend.asarray(a))
     assert isinstance(b, np.ndarray) and np.array_equal(b, a)
+
+
+# ------------------------------------------------------------- the GPU script, on the CPU
+def test_gpu_check_on_the_cpu(tmp_path, capsys):
+    """``python -m verify gpu-check --device cpu`` at small widths: every section of the report is there."""
+    pytest.importorskip("torch")
+    from verify.cli import main
+
+    out = tmp_path / "gc"
+    rc = main(["gpu-check", "--device", "cpu", "--backend", "torch", "--max-width", "256", "--num-widths", "3",
+               "--seeds", "2", "--lags", "8", "--sigma-w", "0.5", "--no-pytest", "--out", str(out)])
+    rep = __import__("json").loads((out / "gpu_check.json").read_text())
+    assert rc == (0 if rep["status"] == "passed" else 1)
+    assert rep["machine"]["backend"] == "torch" and rep["machine"]["device"] == "cpu"
+    assert rep["machine"]["torch"] and rep["machine"]["card"].startswith("none")
+    for name in ("cross_backend", "float32_not_tf32", "autodiff"):
+        assert rep["checks"][name]["passed"], (name, rep["checks"][name])
+    assert rep["checks"]["cross_backend"]["value"] <= TOL64
+    assert [t["width"] for t in rep["timings"]] == [64, 128, 256]
+    assert all(t["draw_s"] >= 0 and t["lag_gram_s"] > 0 for t in rep["timings"])
+    sw = rep["sweep"]
+    assert sw["widths"] == [64, 128, 256] and sw["seeds"] == [0, 1]
+    assert sw["verdict"] in ("consistent", "inconsistent") and len(sw["frob_mean"]) == 3
+    assert rep["pytest"]["status"] == "skipped" and not rep["errors"]
+    md = (out / "gpu_check.md").read_text()
+    assert "## Checks" in md and "## Timings" in md and "## Sweep" in md
+    assert "# gpu-check" in capsys.readouterr().out
+
+
+def test_gpu_check_runs_the_property_tests(tmp_path):
+    """The pytest step: a subprocess on this file with a recorded hypothesis seed (here a small -k)."""
+    from argparse import Namespace
+    import time
+
+    from verify.commands.gpu_check import run_pytest
+
+    args = Namespace(device="cpu", pytest_k="bad_backend_device_or_dtype")
+    res = run_pytest(args, time.perf_counter() + 120, tmp_path, files=["test_backends.py"])
+    assert res["status"] == "passed", (tmp_path / "pytest.txt").read_text()
+    assert "6 passed" in res["summary"] and "--run-gpu" not in res["command"]
+    assert f"--hypothesis-seed={res['hypothesis_seed']}" in (tmp_path / "pytest.txt").read_text()
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--max-width", "4"], "--max-width must be at least 8"),
+    (["--num-widths", "2"], "--num-widths must be at least 3"),
+    (["--seeds", "1"], "--seeds must be at least 2"),
+    (["--dtype", "float16"], "invalid choice"),
+])
+def test_gpu_check_bad_input_exits_2(extra, needle, tmp_path, capsys):
+    from verify.cli import main
+
+    assert main(["gpu-check", "--device", "cpu", "--out", str(tmp_path / "o")] + extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and needle in err
