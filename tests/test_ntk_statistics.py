@@ -200,7 +200,7 @@ def test_bias_bound_holds(power_draws):
 
 
 @pytest.mark.slow
-@settings(max_examples=5 * _EXAMPLES)
+@settings(max_examples=_EXAMPLES)
 @given(spec=vst.specs(lr=(0, "0.5", 1, 2)), lags=vst.lags(16), base_seed=vst.seeds())
 def test_empirical_lag_gram_matches_closed_form_wide(spec, lags, base_seed):
     """The same check at n = 2048 (bias allowance from n = 512)."""
