@@ -1,0 +1,187 @@
+"""Command line of the finite-width side: the main job (``run``), ``sweep`` and ``ntk``.
+
+Exit codes: 0 consistent, 1 inconsistent, 2 bad input (one line on stderr, no traceback).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from theory.spec import RNNSpec
+from verify.cli import main
+from verify.ntk import lag_gram, limit_lag_gram
+from verify.reference import reference_ntk
+from verify.rnn import init_rnn, load_rnn, save_rnn
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--widths", "16,32,64", "--seeds", "3", "--lags", "4", "--bias-seeds", "0"]
+
+
+def _run(argv, capsys):
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+# ------------------------------------------------------------------ run / sweep
+def test_run_writes_report_and_exit_code_follows_verdict(tmp_path, capsys):
+    rc, out, err = _run(["run", *FAST, "--out", str(tmp_path), "--no-figures"], capsys)
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert rep["verdict"] in ("consistent", "inconsistent")
+    assert rc == (0 if rep["verdict"] == "consistent" else 1)
+    assert isinstance(rep["slope"], float) and rep["slope"] == rep["fit"]["slope"]
+    for key in ("spec", "widths", "seeds", "frob", "band", "rules", "bias", "timings", "versions", "seed_sequences"):
+        assert key in rep, key
+    assert rep["widths"] == [16, 32, 64] and rep["lags"] == 4 and rep["figures"] == []
+    assert "Verdict:" in out and "Rules:" in out and "Bias" in out
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_sweep_json_equals_library_sweep(capsys):
+    from verify.sweep import sweep
+
+    rc, out, _ = _run(["sweep", *FAST, "--json", "--base-seed", "4", "--confidence", "0.9"], capsys)
+    rep = json.loads(out)
+    lib = sweep(RNNSpec(sigma_w="0.9"), (16, 32, 64), 3, 4, progress=False, base_seed=4, confidence=0.9)
+    assert rc == (0 if lib.verdict == "consistent" else 1)
+    assert rep["frob"]["per_seed"] == lib.to_dict()["frob"]["per_seed"]
+    assert rep["slope"] == lib.slope.slope and rep["confidence"] == 0.9
+
+
+def test_exit_code_1_when_inconsistent(tmp_path, capsys, monkeypatch):
+    """The CLI maps an inconsistent verdict to status 1: sweep replaced by one whose errors fall like n^-1."""
+    import verify.sweep as vs
+
+    def fake_sweep(spec, widths, seeds, lags, **kw):
+        rng = np.random.default_rng(0)
+        w = np.asarray(sorted(widths), dtype=float)[:, None]
+        E = w ** -1.0 * np.exp(0.1 * rng.standard_normal((len(widths), 4)))
+        z = np.zeros((len(widths), 4, lags))
+        return vs.summarize(spec, widths, range(4), lags, np.ones(lags), E, z, z, E)
+
+    monkeypatch.setattr(vs, "sweep", fake_sweep)
+    rc, out, _ = _run(["run", "--widths", "64,128,256,512", "--lags", "3", "--out", str(tmp_path), "--no-figures",
+                       "--quiet"], capsys)
+    assert rc == 1 and out.startswith("verdict: inconsistent")
+    assert json.loads((tmp_path / "report.json").read_text())["verdict"] == "inconsistent"
+
+
+def test_figures_written(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    rc, out, _ = _run(["sweep", *FAST, "--out", str(tmp_path), "--quiet", "--bias-seeds", "4"], capsys)
+    names = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert names == ["beta.png", "bias.png", "rate.png"]
+    assert all((tmp_path / n).stat().st_size > 5000 for n in names)
+    assert json.loads((tmp_path / "report.json").read_text())["bias"]["probe"] is True
+
+
+def test_figures_skipped_with_warning_without_matplotlib(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails
+    rc, out, err = _run(["sweep", *FAST, "--out", str(tmp_path), "--quiet"], capsys)
+    assert rc in (0, 1) and "matplotlib is not installed" in err
+    assert not list(tmp_path.glob("*.png")) and (tmp_path / "report.json").exists()
+
+
+def test_main_job_is_the_default_command(tmp_path):
+    """``python -m verify`` with only options runs the main job (subprocess: the real entry point)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "-m", "verify", *FAST, "--out", str(tmp_path), "--no-figures", "--quiet"],
+                       cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert p.returncode == (0 if rep["verdict"] == "consistent" else 1), p.stderr
+    assert rep["command"] == "python -m verify run" and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["run", "--widths", "abc"], "comma-separated integers"),
+        (["run", "--widths", "16,16,32", "--out", "-"], "distinct"),
+        (["run", "--widths", "16,32"], "at least 3 widths"),
+        (["run", "--seeds", "0"], "positive integer"),
+        (["run", "--workers", "0"], "positive integer"),
+        (["sweep", "--confidence", "1.5"], "[0.5, 1)"),
+        (["sweep", "--backend", "nope"], "invalid choice"),
+        (["sweep", "--sigma-w", "-1"], "sigma_w must be >= 0"),
+        (["sweep", "--lags", "0", *FAST[:4]], "lags"),
+        (["sweep", "--bias-seeds", "1", *FAST[:4]], "bias_seeds"),
+        (["ntk", "--weights", "/nonexistent/net.npz", "--sigma-w", "0.9"], "no such file"),
+        (["ntk", "--sigma-w", "0.9"], "--weights"),
+    ],
+)
+def test_bad_arguments_exit_2_one_line(argv, fragment, capsys, tmp_path):
+    rc, out, err = _run(argv, capsys)
+    assert rc == 2
+    assert err.count("\n") == 1 and err.startswith("error:") and fragment in err, err
+
+
+def test_bad_arguments_via_subprocess_no_traceback(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_text("not a zip archive")
+    for argv in (["ntk", "--weights", str(bad), "--sigma-w", "0.9"], ["--widths", "x"]):
+        p = subprocess.run([sys.executable, "-m", "verify", *argv], cwd=ROOT, capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr, p.stderr
+
+
+# ------------------------------------------------------------------ ntk
+@pytest.fixture
+def net(tmp_path):
+    spec = RNNSpec(sigma_w="0.8", sigma_f="1.5", sigma_c="0.7")
+    path = tmp_path / "net.npz"
+    save_rnn(init_rnn(spec, 40, 12), path)
+    return spec, path
+
+
+def test_ntk_json_round_trip(net, capsys):
+    spec, path = net
+    rc, out, _ = _run(["ntk", "--weights", str(path), "--sigma-w", "0.8", "--sigma-f", "1.5", "--sigma-c", "0.7",
+                       "--lags", "5", "--json"], capsys)
+    assert rc == 0
+    rep = json.loads(out)
+    theta = np.array(rep["theta"])
+    assert theta.shape == (5, 5) and rep["n"] == 40
+    rnn = load_rnn(path)
+    direct = np.asarray(lag_gram(rnn, spec, 5).total).reshape(5, 5)
+    np.testing.assert_array_equal(theta, direct)  # JSON floats round-trip exactly
+    limit = limit_lag_gram(spec, 5).reshape(5, 5)
+    np.testing.assert_array_equal(np.array(rep["limit"]), limit)
+    assert rep["relative_error"] == pytest.approx(np.linalg.norm(direct - limit) / np.linalg.norm(limit), rel=1e-14)
+    # independent path: backpropagation through time on a unit impulse, K[t, t'] = Theta[t, t']
+    X = np.zeros((1, 5, 1))
+    X[0, 0, 0] = 1.0
+    K = np.asarray(reference_ntk(rnn, spec, X)).reshape(5, 5)
+    np.testing.assert_allclose(theta, K, rtol=1e-10, atol=1e-12 * np.abs(K).max())
+
+
+def test_ntk_full_nesting_and_dims_from_file(tmp_path, capsys):
+    spec = RNNSpec(sigma_w="0.6", n_x=2, n_y=3, sigma_d="0.5", metric="variance", convention="conv2")
+    path = tmp_path / "net.npz"
+    save_rnn(init_rnn(spec, 24, 1), path)
+    args = ["ntk", "--weights", str(path), "--sigma-w", "0.6", "--sigma-d", "0.5", "--metric", "variance",
+            "--convention", "conv2", "--lags", "3"]
+    rc, out, _ = _run(args + ["--json"], capsys)
+    rep = json.loads(out)
+    theta = np.array(rep["theta"])
+    assert rc == 0 and theta.shape == (3, 3, 2, 3, 3, 2)
+    np.testing.assert_array_equal(theta, np.asarray(lag_gram(load_rnn(path), spec, 3).total))
+    assert rep["spec"]["n_x"] == 2 and rep["spec"]["n_y"] == 3
+    rc, out, _ = _run(args, capsys)  # table form
+    assert rc == 0 and "mean diagonal entry per lag" in out
+    rc, _, err = _run(args + ["--n-y", "2"], capsys)
+    assert rc == 2 and "--n-y 2 does not match" in err
+    no_d = [a for a in args if a not in ("--sigma-d", "0.5")]  # D in the file but no --sigma-d
+    rc, _, err = _run(no_d, capsys)
+    assert rc == 2 and err.count("\n") == 1 and "sigma_d" in err
+
+
+def test_ntk_table(net, capsys):
+    spec, path = net
+    rc, out, _ = _run(["ntk", "--weights", str(path), "--sigma-w", "0.8", "--lags", "3"], capsys)
+    assert rc == 0 and "Theta_n[l, l']" in out and "relative Frobenius error" in out
