@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel-dps", type=int, default=30, help="digits of the exact kernel (default 30)")
     p.add_argument("--json", metavar="OUT", help="write all numbers to this JSON file")
     p.add_argument("--markdown", action="store_true", help="print markdown tables (for docs/benchmarks.md)")
+    p.add_argument("--profile", action="store_true",
+                   help="also cProfile the structured method at each size (top functions by own time)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
@@ -131,6 +133,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         result["ntk"] = records
         result["ratios"] = ratios(records)
         result["targets"] = targets(result["ratios"])
+        if args.profile:
+            from .ntk_bench import profile_structured
+
+            result["profiles"] = {f"{n}x{T}": profile_structured(n, T) for n, T in sizes}
     if not args.no_exact:
         log("exact side")
         result["exact"] = run_exact(lags, dps, kshape[0], args.kernel_dps, repeats=min(repeats, 3), log=log)

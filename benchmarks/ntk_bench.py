@@ -223,3 +223,22 @@ def targets(rows: List[Dict]) -> List[Dict]:
     if not any(t["target"].startswith("structured within 3x") for t in res):
         res.append({"target": "structured within 3x of the Krylov floor (n=4096)", "value": None, "met": None})
     return res
+
+
+def profile_structured(n: int, T: int, batch: int = BATCH, top: int = 12) -> str:
+    """cProfile of one structured-NTK run (after a warm-up): the ``top`` functions by own time."""
+    import cProfile
+    import io
+    import pstats
+
+    spec, rnn, X = problem(n, T, batch)
+    run = METHODS["structured"].run
+    run(spec, rnn, X)
+    prof = cProfile.Profile()
+    prof.enable()
+    run(spec, rnn, X)
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(top)
+    lines = [ln for ln in buf.getvalue().splitlines() if ln.strip()]
+    return "\n".join(lines[2:])  # drop the file-name header

@@ -107,6 +107,8 @@ def render(result: Dict, markdown: bool) -> str:
                   h("Ratios"), ratio_table(result["ratios"], markdown),
                   h("Targets (issue 6)"), target_table(result["targets"], markdown),
                   h("Where the structured method's time goes"), parts_table(result["ntk"], markdown)]
+    for size, text in (result.get("profiles") or {}).items():
+        parts += [h(f"cProfile of the structured method at n x T = {size}"), "```\n" + text + "\n```"]
     if result.get("exact"):
         parts += [h("Exact side (mpmath)"), exact_table(result["exact"], markdown)]
     return "\n".join(parts) + "\n"

@@ -22,10 +22,11 @@ AGREE = 1e-12
 def test_end_to_end_tiny(tmp_path, capsys):
     out = tmp_path / "bench.json"
     rc = main(["--sizes", "12x3", "--repeats", "1", "--no-memory", "--exact-lags", "10",
-               "--exact-dps", "15", "--kernel-shape", "2x3", "--json", str(out), "--markdown", "--quiet"])
+               "--exact-dps", "15", "--kernel-shape", "2x3", "--json", str(out), "--markdown", "--profile", "--quiet"])
     assert rc == 0
     text = capsys.readouterr().out
     assert "| n | T | method |" in text and "### Exact side (mpmath)" in text and "### Targets (issue 6)" in text
+    assert "cProfile of the structured method at n x T = 12x3" in text and "verify/ntk.py" in text
     data = json.loads(out.read_text())
     recs = data["ntk"]
     assert {(r["n"], r["T"]) for r in recs} == {(12, 3)}
