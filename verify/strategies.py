@@ -69,14 +69,17 @@ Bound = Union[int, float, str, Fraction]
 def scales(low: Bound, high: Bound, *, places: int = 2) -> "st.SearchStrategy[Fraction]":
     """Exact rationals ``k / 10**places`` with ``low <= k / 10**places <= high``.
 
-    Bounds are converted exactly (``"0.3"`` is 3/10); they must be >= 0 and
-    ``low <= high``.  Shrinks towards ``low``.
+    Bounds are converted exactly (``"0.3"`` and ``0.3`` are both 3/10: a float
+    bound is read as its shortest decimal); they must be >= 0 and ``low <= high``.
+    Shrinks towards ``low``.
 
     >>> from hypothesis import find
     >>> find(scales("0.2", "1.1"), lambda s: s > 1)   # the simplest value above 1
     Fraction(101, 100)
     """
-    lo, hi = as_fraction(low, "low"), as_fraction(high, "high")
+    # a float bound means its shortest decimal (0.2 -> 1/5), not its binary value
+    lo = as_fraction(repr(low) if isinstance(low, float) else low, "low")
+    hi = as_fraction(repr(high) if isinstance(high, float) else high, "high")
     if isinstance(places, bool) or not isinstance(places, int) or not 0 <= places <= 12:
         raise SpecError(f"places must be an integer in 0..12, got {places!r}")
     if lo > hi:
