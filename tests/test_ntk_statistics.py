@@ -43,10 +43,18 @@ False-failure probability: a failure needs one of three one-sided events per
 statistic (``t_n < -q``, ``t_n > q``, ``t_Delta < -q``), each of probability
 ``alpha`` when the seed means are normal, so by Bonferroni the probability
 that a correct closed form fails is at most ``3 E alpha = 1e-6`` per example.
-The normality of means of S = 32 draws is an approximation (the entries are
-sums over n coordinates, skewness O(n^-1/2)); in the far tail it is not exact,
-which Bonferroni's conservatism (the entries are strongly correlated) only
-partly offsets.  Exploding specifications (s_W > 1) need no special case: each
+This is nominal: it assumes normal seed means.  Measured (s_W = 1.1, L = 16,
+150 repetitions of the whole check, 27,600 t-values each): the t statistic of
+the width-n mean has tail frequencies 0.94 % / 0.79 % (low / high) at nominal
+1 % and 0.12 % / 0.07 % at 0.1 %; the t statistic of Delta has a heavy LEFT
+tail at long lags (width n/4 = 128 is right-skewed there: 4.2 % at nominal 1 %,
+2 % at nominal 0.1 %, lags >= 12).  That event can only cause a false failure
+when the true bias is comparable to the band, and it is not: the measured
+relative bias at n = 512 is at most 0.8 % (lag 15) against a band of
+q se >= 25 % there (q about 10, relative se 3.9 % at lag 15 with S = 32).  Over
+those 150 null repetitions the worst statistic used at most 86 % of its band
+(median over repetitions 55 %).  Bonferroni is conservative (the statistics
+are strongly correlated).  Exploding specifications (s_W > 1) need no special case: each
 statistic is compared with its own standard error, i.e. relatively, and L <= 16
 keeps every weight far inside float64.
 

@@ -226,3 +226,30 @@ def test_check_against_spec():
     with pytest.raises(SpecError) as e:
         rnn.check(RNNSpec(sigma_w="0.5", n_x=2, n_y=1, sigma_d=1))
     assert "D" in _one_line(e)
+
+
+# ----------------------------------------------------------------------------- strategies
+
+
+@given(spec=vst.specs(lr=(0, "0.5", 1)), X=vst.input_batches(2, max_batch=3, max_T=16))
+def test_strategies_stay_in_their_ranges(spec, X):
+    from fractions import Fraction
+
+    assert Fraction("0.2") <= spec.sigma_w <= Fraction("1.1")
+    for s in (spec.sigma_f, spec.sigma_c) + ((spec.sigma_d,) if spec.has_d else ()):
+        assert Fraction("0.3") <= s <= 2 and (s * 100).denominator == 1  # exact decimals
+    assert 1 <= spec.n_x <= 3 and 1 <= spec.n_y <= 3
+    assert {spec.lr(g) for g in "WFCD"} <= {0, Fraction(1, 2), 1}
+    assert X.dtype == np.float64 and 1 <= X.shape[0] <= 3 and 1 <= X.shape[1] <= 16 and X.shape[2] == 2
+    assert np.all(np.isfinite(X)) and np.all(np.abs(X) <= 2)
+
+
+def test_strategy_argument_errors():
+    with pytest.raises(SpecError, match="low must be <= high"):
+        vst.scales(1, "0.5")
+    with pytest.raises(SpecError, match="max_T"):
+        vst.input_batches(1, max_T=0)
+    with pytest.raises(SpecError, match="min_T"):
+        vst.input_batches(1, min_T=5, max_T=2)
+    with pytest.raises(SpecError, match="lags"):
+        vst.lags(0)
