@@ -63,6 +63,7 @@ __all__ = [
     "S4D_KINDS",
     "s4d_spectrum",
     "s4d_c_share",
+    "s4d_c_share_diagonal",
     "implicit_bias_solution",
     "to_strings",
 ]
@@ -563,15 +564,9 @@ def s4d_c_share(kind: str, lags: int, *, state_size: int = 64, dt="0.01", sigma_
     """
     lags = _check_lags(lags)
     ctx = context(check_dps(dps))
-    dtf = as_fraction(dt, "dt", allow_zero=False)
     sc2 = as_fraction(sigma_c2, "sigma_c2")
     with guarded(ctx, 20):
-        dtv = exact(ctx, dtf)
-        modes = []
-        for A in s4d_spectrum(kind, state_size, ctx):
-            lam = ctx.exp(dtv * A)
-            b = ctx.expm1(dtv * A) / A
-            modes.append((abs(b) ** 2, abs(lam), ctx.arg(lam)))
+        modes = _s4d_modes(kind, state_size, dt, ctx)
         out = [[None] * lags for _ in range(lags)]
         scv = exact(ctx, sc2)
         for l in range(lags):
@@ -580,6 +575,33 @@ def s4d_c_share(kind: str, lags: int, *, state_size: int = 64, dt="0.01", sigma_
                 v = sum((b2 * r**k * ctx.cos(m * ph) for b2, r, ph in modes), ctx.mpf(0))
                 out[l][lp] = out[lp][l] = scv * v
     return [[+v for v in row] for row in out]
+
+
+def _s4d_modes(kind: str, state_size: int, dt, ctx: Context):
+    """``(|b_n|^2, |lambda_n|, arg lambda_n)`` per mode, zero-order hold (see :func:`s4d_c_share`)."""
+    dtv = exact(ctx, as_fraction(dt, "dt", allow_zero=False))
+    modes = []
+    for A in s4d_spectrum(kind, state_size, ctx):
+        lam = ctx.exp(dtv * A)
+        b = ctx.expm1(dtv * A) / A
+        modes.append((abs(b) ** 2, abs(lam), ctx.arg(lam)))
+    return modes
+
+
+def s4d_c_share_diagonal(kind: str, lag_list: Sequence[int], *, state_size: int = 64, dt="0.01",
+                         sigma_c2="2", dps: int = 20) -> List:
+    """Diagonal of :func:`s4d_c_share` at the given lags: ``s_C^2 sum_n |b_n|^2 |lambda_n|^(2l)``."""
+    ctx = context(check_dps(dps))
+    sc2 = as_fraction(sigma_c2, "sigma_c2")
+    out = []
+    with guarded(ctx, 20):
+        modes = _s4d_modes(kind, state_size, dt, ctx)
+        scv = exact(ctx, sc2)
+        for l in lag_list:
+            if isinstance(l, bool) or not isinstance(l, int) or l < 0:
+                raise SpecError(f"lags must be non-negative integers, got {l!r}")
+            out.append(scv * sum((b2 * r ** (2 * l) for b2, r, _ in modes), ctx.mpf(0)))
+    return [+v for v in out]
 
 
 # --------------------------------------------------------------------------- implicit bias

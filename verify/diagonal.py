@@ -47,6 +47,8 @@ __all__ = [
     "limit_matrix",
     "zscores",
     "bonferroni_threshold",
+    "effective_rank",
+    "drop_lag",
 ]
 
 
@@ -244,3 +246,48 @@ def bonferroni_threshold(count: int, alpha: float = 1e-6) -> float:
     if count < 1:
         raise ValueError("count must be >= 1")
     return NormalDist().inv_cdf(1 - alpha / (2 * count))
+
+
+def effective_rank(K) -> float:
+    """Entropy effective rank (Roy & Vetterli 2007) of a symmetric PSD matrix:
+    ``exp(-sum_i p_i ln p_i)``, ``p_i = sigma_i / sum sigma``, float64 eigenvalues (negative
+    rounding noise clipped to 0; eigenvalues below ~1e-16 of the largest contribute < 1e-14)."""
+    A = np.asarray(K, dtype=np.float64)
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"need a square matrix, got shape {A.shape}")
+    ev = np.clip(np.linalg.eigvalsh((A + A.T) / 2), 0.0, None)
+    if ev.sum() == 0:
+        return 0.0
+    p = ev / ev.sum()
+    p = p[p > 0]
+    return float(np.exp(-np.sum(p * np.log(p))))
+
+
+def drop_lag(weight_fn, fraction: float = 0.01, *, max_lag: int = 100_000, dense_until: int = 256,
+             growth: float = 1.01):
+    """First lag after the maximum where the weight falls to ``fraction`` of the maximum.
+
+    ``weight_fn(list_of_lags) -> list`` evaluates exact weights.  Lags ``0..dense_until`` are
+    all evaluated, beyond that a geometric grid (ratio ``growth``); the first grid point at or
+    below the threshold is refined by evaluating every lag of its bracketing interval.  The
+    maximum is taken over the evaluated lags.  Returns ``(lag, max_weight)``, ``lag = None``
+    when the weight stays above the threshold up to ``max_lag``.
+    """
+    grid = list(range(min(dense_until, max_lag) + 1))
+    x = float(grid[-1])
+    while x < max_lag:
+        x = max(x * growth, x + 1)
+        grid.append(min(int(x), max_lag))
+    grid = sorted(set(grid))
+    w = [float(v) for v in weight_fn(grid)]
+    imax = int(np.argmax(w))
+    thr = fraction * w[imax]
+    for i in range(imax, len(grid)):
+        if w[i] <= thr:
+            if i == 0 or grid[i] - grid[i - 1] <= 1:
+                return grid[i], w[imax]
+            lags = list(range(grid[i - 1] + 1, grid[i] + 1))
+            for l, v in zip(lags, weight_fn(lags)):
+                if float(v) <= thr:
+                    return l, w[imax]
+    return None, w[imax]
