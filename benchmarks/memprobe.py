@@ -77,7 +77,10 @@ def probe(method: str, n: int, T: int, batch: int, max_bytes: float | None, use_
     try:
         out = m.run(spec, rnn, X)
     except (MemoryError, RuntimeError) as exc:
-        rec.update(ok=False, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        msg = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        if isinstance(exc, MemoryError) or "allocate" in msg:
+            msg = f"over the memory budget of {max_bytes / 2**30:.2f} GiB ({msg})"
+        rec.update(ok=False, error=msg)
         return rec
     rec["seconds"] = time.perf_counter() - t0
     st = _status()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 
 import pytest
 
@@ -52,6 +53,13 @@ def test_memory_probe_sees_the_gradients():
     assert rec["ok"], rec
     assert rec["tracemalloc_peak_bytes"] >= 8 * B * T * n * n
     assert rec["rss_peak_bytes"] >= 0 and rec["seconds"] > 0
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="the memory limit needs Linux /proc (VmData)")
+def test_probe_reports_an_over_budget_run():
+    # 8 B T n^2 = 32 MiB of gradients against a 4 MiB budget: must fail cleanly, not be killed
+    rec = _probe("reference", 256, 16, 4, max_bytes=4 * 2**20, timeout=120, use_tracemalloc=False)
+    assert not rec["ok"] and "over the memory budget" in rec["error"]
 
 
 def test_skips_over_the_memory_budget():
