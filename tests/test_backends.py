@@ -272,9 +272,14 @@ def test_float32_error_measured(backend32):
 
 
 # ----------------------------------------------------------- native draws
-def test_native_draws_torch_are_seeded_and_scaled():
-    be = make_backend("torch", "cpu")
-    nat = get_backend("torch", "cpu", draws="native")
+@pytest.mark.parametrize("name, device", [
+    pytest.param("torch", "cpu", id="torch-cpu"),
+    pytest.param("torch", "cuda", id="torch-cuda", marks=pytest.mark.gpu),
+    pytest.param("cupy", "cuda", id="cupy-cuda", marks=pytest.mark.gpu),
+])
+def test_native_draws_are_seeded_and_scaled(name, device):
+    be = make_backend(name, device)
+    nat = get_backend(name, device, draws="native")
     spec = RNNSpec(sigma_w="0.8", sigma_f="1.5", sigma_c="0.5", sigma_d="1", n_x=2, n_y=1)
     n = 256
     a, b, c = init_rnn(spec, n, 7, nat), init_rnn(spec, n, 7, nat), init_rnn(spec, n, 8, nat)
@@ -286,6 +291,7 @@ def test_native_draws_torch_are_seeded_and_scaled():
     # W_ij ~ N(0, s_W^2/n): the sample variance of sqrt(n) W / s_W over N = n^2 = 65,536
     # entries has standard error sqrt(2/N) = 0.0055; 6 of them (0.033) bound a false
     # failure by 2e-9 (the draw is seeded, so the test is deterministic anyway).
+    # Same for the mean (standard error 1/sqrt(N)).
     z = to_numpy(a.W) * math.sqrt(n) / 0.8
     assert abs(z.var() - 1) <= 6 * math.sqrt(2 / z.size)
     assert abs(z.mean()) <= 6 / math.sqrt(z.size)
@@ -398,6 +404,21 @@ def test_gpu_check_on_the_cpu(tmp_path, capsys):
     md = (out / "gpu_check.md").read_text()
     assert "## Checks" in md and "## Timings" in md and "## Sweep" in md
     assert "# gpu-check" in capsys.readouterr().out
+
+
+def test_gpu_check_drops_widths_that_do_not_fit_the_time_limit(tmp_path):
+    """With no time left, no width is swept: the report says so and the run fails (exit 1)."""
+    pytest.importorskip("torch")
+    from verify.cli import main
+
+    out = tmp_path / "gc"
+    rc = main(["gpu-check", "--device", "cpu", "--backend", "torch", "--max-width", "64", "--num-widths", "3",
+               "--seeds", "2", "--lags", "4", "--no-pytest", "--time-limit", "0.001", "--out", str(out)])
+    rep = __import__("json").loads((out / "gpu_check.json").read_text())
+    assert rc == 1 and rep["status"] == "FAILED"
+    assert rep["dropped_widths"] == [16, 32, 64] and "sweep" not in rep
+    assert rep["checks"]["sweep"]["passed"] is False
+    assert rep["checks"]["cross_backend"]["passed"]  # the exact checks still ran
 
 
 def test_gpu_check_runs_the_property_tests(tmp_path):
