@@ -44,7 +44,7 @@ from fractions import Fraction
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .precision import Context, check_dps, context, exact, guarded
-from .spec import SpecError, as_fraction
+from .spec import SpecError, _fraction_text, as_fraction
 
 __all__ = [
     "DiagonalSpec",
@@ -192,7 +192,7 @@ class DiagonalSpec:
         out: Dict[str, object] = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            out[f.name] = str(v) if isinstance(v, Fraction) else v
+            out[f.name] = _fraction_text(v) if isinstance(v, Fraction) else v
         return out
 
 
