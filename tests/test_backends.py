@@ -447,3 +447,54 @@ def test_gpu_check_bad_input_exits_2(extra, needle, tmp_path, capsys):
     assert main(["gpu-check", "--device", "cpu", "--out", str(tmp_path / "o")] + extra) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err and needle in err
+
+
+# ------------------------------------------------- the computing commands take --backend/--device
+def _saved_network(tmp_path):
+    from verify.rnn import save_rnn
+
+    spec = RNNSpec(sigma_w="0.9", sigma_f="1", sigma_c="1", n_x=1, n_y=1)
+    path = tmp_path / "net.npz"
+    save_rnn(init_rnn(spec, 40, 3), path)
+    return path
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "ntk"])
+@pytest.mark.parametrize("backend_args, needle", [
+    (["--backend", "torch", "--device", "cuda"], "device cuda is not available to torch"),
+    (["--backend", "cupy", "--device", "cuda"], "backend cupy is not installed"),
+    (["--backend", "numpy", "--device", "cuda"], "numpy backend runs on the CPU only"),
+])
+def test_commands_with_a_missing_backend_or_device_exit_2(command, backend_args, needle, tmp_path, capsys,
+                                                          monkeypatch):
+    pytest.importorskip(f"verify.commands.{command}")
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    from verify.cli import main
+
+    extra = (["--weights", str(_saved_network(tmp_path)), "--sigma-w", "0.9", "--lags", "4"] if command == "ntk"
+             else ["--out", str(tmp_path / "o")])
+    assert main([command] + backend_args + extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and needle in err, err
+
+
+def test_ntk_command_same_theta_on_every_cpu_backend(tmp_path, capsys):
+    """End to end: ``python -m verify ntk --json`` gives the same Theta_n with numpy, array-api-strict, torch."""
+    pytest.importorskip("verify.commands.ntk")
+    from verify.cli import main
+
+    path = _saved_network(tmp_path)
+    thetas = {}
+    for name in ("numpy", "array-api-strict", "torch"):
+        try:
+            get_backend(name)
+        except BackendError:
+            continue
+        assert main(["ntk", "--weights", str(path), "--sigma-w", "0.9", "--lags", "6", "--backend", name,
+                     "--json"]) == 0
+        thetas[name] = np.array(__import__("json").loads(capsys.readouterr().out)["theta"], dtype=np.float64)
+    assert "numpy" in thetas and len(thetas) >= 2
+    for name, th in thetas.items():
+        assert th.shape == (6, 6) and rel(th, thetas["numpy"]) <= TOL64, name
