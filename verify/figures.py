@@ -6,7 +6,7 @@
   points, seed means with t error bars, the fitted law, the ``n^-1/2`` reference
   line and the prediction band at the largest width;
 * ``bias.png``: ``n`` times the seed-mean relative signed diagonal error per lag,
-  one curve per width (the O(1/n) bias growing with the lag), and the fitted ``b_l``.
+  one curve per width (the O(1/n) bias growing with the lag).
 
 Uses ``matplotlib.figure.Figure`` directly (no pyplot, no global state).
 """
@@ -103,9 +103,6 @@ def write_figures(result, out_dir) -> List[Path]:
     for k, n in enumerate(bw):
         ax.errorbar(lags + 0.08 * (k - (K - 1) / 2), bt[k], yerr=bh[k], fmt="o-", ms=3, lw=0.8, capsize=2,
                     alpha=0.8, label=f"n = {n}")
-    bc, bch = result.bias_coefficients()
-    ax.fill_between(lags, bc - bch, bc + bch, color="k", alpha=0.12)
-    ax.plot(lags, bc, "k-", lw=2, label=r"$b_l$ (WLS fit of $b_l/n$)")
     ax.axhline(0, color="k", lw=0.5)
     ax.set_xlabel("lag l")
     ax.set_ylabel(r"$n\,(\bar\Theta_n[l,l] - \beta_l)/\beta_l$")

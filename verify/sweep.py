@@ -36,9 +36,9 @@ Statistics (all at confidence level ``confidence``, default 0.99), see
   t prediction interval for the mean of ``S`` new ``log e`` at ``n_max`` is formed;
   its image ``exp(.) n_max^-1/2`` is the band for the geometric seed mean there;
 * the bias: ``n`` times the seed-mean relative signed diagonal error per lag and
-  width (stabilizes when the bias is ``O(1/n)``; its interval grows like ``sqrt n``
-  because fluctuations are ``O(n^-1/2)``), and per lag the coefficient ``b_l`` of
-  ``d = b_l / n`` (weighted least squares with weights ``n``, since ``Var d ~ 1/n``).
+  width with its t interval (stabilizes across widths when the bias is ``O(1/n)``;
+  the interval grows like ``sqrt n`` because fluctuations are ``O(n^-1/2)``, so the
+  bias is resolved only with many seeds at small widths: the *bias probe*).
 
 Verdict ``"consistent"`` exactly when all rules of :data:`RULES` hold.  Under the
 model each of ``rate`` and ``band`` fails with probability ``1 - confidence`` and
@@ -396,29 +396,6 @@ class Rule:
         return dict(self.__dict__)
 
 
-def bias_coefficients(widths: Sequence[int], rel_signed: np.ndarray, confidence: float):
-    """Per lag, ``b_l`` in ``d[k, s, l] = b_l / n_k + noise`` (``Var noise ~ 1/n``): WLS through 0.
-
-    ``b_hat = sum d / sum (1/n)`` (sums over all (width, seed)); ``Var b_hat =
-    sigma^2 / sum(1/n)`` with ``sigma^2 = sum n (d - b/n)^2 / (N - 1)``; t interval.
-    Informational: O(1/n^2) terms at the smallest widths, which dominate the fit,
-    are not modelled.  Returns ``(b, half_width)`` arrays of shape (L,).
-    """
-    w = np.asarray(widths, dtype=np.float64)
-    d = np.asarray(rel_signed, dtype=np.float64)  # (K, S, L)
-    K, S, L = d.shape
-    inv = np.repeat(1.0 / w, S)  # (N,)
-    D = d.reshape(K * S, L)
-    b = D.sum(axis=0) / inv.sum()
-    N = K * S
-    if N < 2:
-        return b, np.full(L, np.nan)
-    resid = D - b[None, :] * inv[:, None]
-    sigma2 = np.sum(resid ** 2 / inv[:, None], axis=0) / (N - 1)
-    half = _tq(confidence, N - 1) * np.sqrt(sigma2 / inv.sum())
-    return b, half
-
-
 # ---------------------------------------------------------------------------- result
 @dataclass(frozen=True, eq=False)
 class SweepResult:
@@ -499,10 +476,6 @@ class SweepResult:
         n = np.asarray(self.bias_source()[0], dtype=np.float64)[:, None]
         return n * m, n * h
 
-    def bias_coefficients(self) -> Tuple[np.ndarray, np.ndarray]:
-        """See :func:`bias_coefficients` (over the draws of :meth:`bias_source`)."""
-        return bias_coefficients(self.bias_source()[0], self.rel_signed(self.has_probe), self.confidence)
-
     def to_dict(self, timings: bool = True) -> Dict[str, Any]:
         """JSON-friendly dictionary (NaN -> None); ``timings=False`` leaves out wall times."""
         fm, fh = self.frob_mean()
@@ -510,7 +483,6 @@ class SweepResult:
         om, oh = t_interval(self.offdiag, self.confidence, axis=1)
         dm, dh = t_interval(self.diag_rel, self.confidence, axis=1)
         bt, bh = self.bias_table()
-        bc, bch = self.bias_coefficients()
         out = {
             "verdict": self.verdict,
             "slope": self.slope.slope,
@@ -537,12 +509,11 @@ class SweepResult:
             "bias": {
                 "description": ("n * seed-mean relative signed diagonal error (Theta_n[l,l] - beta_l)/beta_l "
                                 "per width (rows) and lag (columns), with n * its t half-width; "
-                                "an O(1/n) bias makes rows agree; coefficient: WLS fit of d = b_l/n"),
+                                "an O(1/n) bias makes the rows agree (up to O(1/n^2) terms)"),
                 "widths": list(self.bias_source()[0]), "seeds": self.bias_source()[1],
                 "probe": self.has_probe,
                 "probe_per_seed_diag_signed": self.bias_diag_signed,
                 "n_times_mean": bt, "n_times_half_width": bh,
-                "coefficient": bc, "coefficient_half_width": bch,
             },
         }
         if timings:

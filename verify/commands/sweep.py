@@ -215,19 +215,18 @@ def format_result(result) -> str:
                  f"[{b.lower:.5f}, {b.upper:.5f}] (centre {b.predicted:.5f}); arithmetic mean "
                  f"{b.arithmetic_mean:.5f} [{b.arithmetic_interval[0]:.5f}, {b.arithmetic_interval[1]:.5f}]")
     bt, bh = result.bias_table()
-    bc, bch = result.bias_coefficients()
     lines.append("")
     bw, bs = result.bias_source()
     src = f"bias probe, {bs} seeds per width" if result.has_probe else f"the sweep's {bs} seeds per width"
     lines.append(f"Bias ({src}): n * seed-mean (Theta_n[l,l] - beta_l)/beta_l +- n * {pct} half-width;")
-    lines.append("  an O(1/n) bias gives the same column at every width (up to O(1/n^2) terms at small n and "
+    lines.append("  an O(1/n) bias gives the same value in every width column (up to O(1/n^2) terms at small n and "
                  "long lags);")
-    lines.append("  last column: b_l of d = b_l/n, WLS over these draws (informational, not a rule)")
-    hdr = f"{'lag':>4}  {'beta_l':>9}  " + "  ".join(f"{'n=' + str(n):>14}" for n in bw) + f"  {'b_l':>14}"
+    lines.append("  informational, not a rule")
+    hdr = f"{'lag':>4}  {'beta_l':>9}  " + "  ".join(f"{'n=' + str(n):>14}" for n in bw)
     lines += [hdr, "-" * len(hdr)]
     for l in range(result.lags):
         cells = "  ".join(_pm(bt[k, l], bh[k, l]) for k in range(len(bw)))
-        lines.append(f"{l:>4}  {result.beta[l]:>9.4g}  {cells}  {_pm(bc[l], bch[l])}")
+        lines.append(f"{l:>4}  {result.beta[l]:>9.4g}  {cells}")
     lines.append("")
     lines.append("Rules:")
     for r in result.rules:
