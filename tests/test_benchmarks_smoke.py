@@ -87,3 +87,28 @@ def test_bad_arguments_exit_2(argv, capsys):
     assert main(argv + ["--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("python -m benchmarks: error:")
+
+
+@pytest.mark.parametrize("metric", ["ntk", "variance", "standard"])
+@pytest.mark.parametrize("convention", ["conv1", "conv2"])
+def test_autodiff_baselines_agree_with_the_lag_gram(metric, convention):
+    # the benchmark's torch.func baselines compute the same kernel as verify.ntk, with D,
+    # unequal learning rates, a frozen group, n_x = n_y = 2 and two different batches
+    pytest.importorskip("torch")
+    import numpy as np
+
+    from theory.spec import RNNSpec
+    from verify.autodiff import jacobian_ntk, ntk_vector_products_ntk
+    from verify.ntk import empirical_ntk
+    from verify.rnn import init_rnn
+
+    spec = RNNSpec(sigma_w="0.9", sigma_f="1.3", sigma_c="0.7", sigma_d="0.5", n_x=2, n_y=2, metric=metric,
+                   convention=convention, lr_w="0.5", lr_c=2, lr_f=0)
+    rnn = init_rnn(spec, 10, seed=3)
+    rng = np.random.default_rng(4)
+    X, Xp = rng.standard_normal((2, 4, 2)), rng.standard_normal((3, 5, 2))
+    want = empirical_ntk(rnn, spec, X, Xp)
+    for got in (jacobian_ntk(rnn, spec, X, Xp), ntk_vector_products_ntk(rnn, spec, X, Xp),
+                ntk_vector_products_ntk(rnn, spec, X, Xp, chunk=7)):
+        assert got.shape == (2, 4, 2, 3, 5, 2)
+        assert np.max(np.abs(got - want)) <= AGREE * np.max(np.abs(want))
