@@ -117,12 +117,14 @@ def test_mean_lag_between_partial_sum_and_bounded_tail(spec, dps):
     """
     assume(nonzero(spec))
     r = spec.sigma_w**2
+    # choose N (floats only steer the choice; the bound below is exact): rho below
+    # (1 + r)/2 and N^2 ((1 + r)/2)^N below 10^-dps, so the bracket is tight
+    half = (1 + float(r)) / 2
     n = 8
-    while True:
-        rho = r * Fraction(n + 1, n) * Fraction(n, n - 1)
-        if rho < Fraction(3, 4) and Fraction(1, 10**dps) * 4 >= rho**n * n * n:
-            break
+    while float(r) * (n + 1) / (n - 1) >= half or n * n * half**n > 10.0**-dps:
         n += 8
+    rho = r * Fraction(n + 1, n) * Fraction(n, n - 1)
+    assert rho < 1
     beta = [frac(b) for b in lag_weights(spec, n + 1, dps=dps + 10)]
     total = frac(total_weight(spec, dps=dps + 10))
     first = sum(l * beta[l] for l in range(n))
