@@ -6,7 +6,7 @@
   points, seed means with t error bars, the fitted law, the ``n^-1/2`` reference
   line and the prediction band at the largest width;
 * ``bias.png``: ``n`` times the seed-mean relative signed diagonal error per lag,
-  one curve per width (the O(1/n) bias growing with the lag).
+  one curve per width (an O(1/n) bias gives the same curve at every width).
 
 Uses ``matplotlib.figure.Figure`` directly (no pyplot, no global state).
 """
@@ -106,7 +106,7 @@ def write_figures(result, out_dir) -> List[Path]:
     ax.axhline(0, color="k", lw=0.5)
     ax.set_xlabel("lag l")
     ax.set_ylabel(r"$n\,(\bar\Theta_n[l,l] - \beta_l)/\beta_l$")
-    ax.set_title(f"O(1/n) bias ({pct} t intervals, {bs} seeds per width); {title}", fontsize=9)
+    ax.set_title(f"bias of the mean ({pct} t intervals, {bs} seeds per width); {title}", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     paths.append(_save(fig, out_dir / "bias.png"))
     return paths
