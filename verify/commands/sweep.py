@@ -119,12 +119,21 @@ def execute(args, *, command: str) -> int:
     from ..sweep import sweep
 
     spec = spec_from_args(args)
+    out = Path(args.out) if args.out else None
+    if out is not None:  # fail before the work, not after it
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--out {args.out}: cannot create the folder ({exc.strerror})") from None
     t0 = time.perf_counter()
     executor = None
     if args.workers > 1:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        executor = ProcessPoolExecutor(max_workers=args.workers)
+        # CUDA cannot be used in a forked child: spawn fresh interpreters there
+        ctx = multiprocessing.get_context("spawn") if args.device == "cuda" else None
+        executor = ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx)
     try:
         result = sweep(spec, args.widths, args.seeds, args.lags, backend=args.backend, device=args.device,
                        dtype=args.dtype, draws=args.draws, executor=executor,
@@ -139,12 +148,7 @@ def execute(args, *, command: str) -> int:
     report["workers"] = args.workers
     report["versions"] = versions(args.backend)
     figures = []
-    if args.out:
-        out = Path(args.out)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"--out {args.out}: cannot create the folder ({exc.strerror})") from None
+    if out is not None:
         if not args.no_figures:
             from ..figures import write_figures
 
