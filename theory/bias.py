@@ -46,7 +46,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from .kernel import _integerize, _to_fraction
+from .kernel import _integerize
 from .precision import check_dps, context
 from .spec import RNNSpec, SpecError
 from .weights import check_lags, lag_weights
@@ -117,6 +117,19 @@ class MinNormSolution:
     def to_float(self) -> np.ndarray:
         """The impulse response rounded to float64."""
         return np.vectorize(float, otypes=[np.float64])(self.response)
+
+
+def _to_fraction(v) -> Fraction:
+    """Exact rational value of an int, Fraction, float or real mpmath number (sign included)."""
+    if hasattr(v, "_mpf_"):
+        sign, man, exp, _ = v._mpf_
+        if not man and exp:  # inf / nan have man = 0 and a nonzero special exponent
+            raise ValueError(f"not a finite number: {v}")
+        val = Fraction(man) * Fraction(2) ** exp
+        return -val if sign else val
+    if isinstance(v, str):
+        raise TypeError("strings are not accepted as numbers")
+    return Fraction(v)
 
 
 def _fractions(a, name: str) -> np.ndarray:
@@ -285,11 +298,15 @@ def weighted_min_norm(spec: RNNSpec, Phi, y, *, L0=None, dps: int = 30) -> MinNo
     if len(keep) == lags:
         return min_norm_response(Phi, y, beta, n_x=spec.n_x, L0=L0, dps=dps)
     cols = [l * spec.n_x + i for l in keep for i in range(spec.n_x)]
-    Pa = np.asarray(Phi, dtype=object)
-    y2 = np.asarray(y, dtype=object).reshape(len(Pa), -1)
+    Pa = _fractions(Phi, "X")  # exact rationals: the adjustment below must not round
+    y2 = _fractions(y, "y").reshape(len(Pa), -1)
     n_y = y2.shape[1]
-    L0a = np.zeros((lags, n_y, spec.n_x), dtype=object) if L0 is None else np.asarray(L0, dtype=object)
-    # move the frozen lags' fixed contribution to the right-hand side
+    if L0 is None:
+        L0a = np.empty((lags, n_y, spec.n_x), dtype=object)
+        L0a[...] = Fraction(0)
+    else:
+        L0a = _fractions(L0, "L0")
+    # move the frozen lags' fixed contribution to the right-hand side (exactly)
     frozen = [l * spec.n_x + i for l in range(lags) if l not in keep for i in range(spec.n_x)]
     L0cols = L0a.transpose(0, 2, 1).reshape(p, n_y)
     y_adj = y2 - Pa[:, frozen].dot(L0cols[frozen]) if frozen else y2
@@ -300,7 +317,7 @@ def weighted_min_norm(spec: RNNSpec, Phi, y, *, L0=None, dps: int = 30) -> MinNo
     for l in range(lags):
         for a in range(n_y):
             for i in range(spec.n_x):
-                L[l, a, i] = ctx.mpf(L0a[l, a, i]) if l not in keep else sol.response[keep.index(l), a, i]
+                L[l, a, i] = ctx.mpf(L0a[l, a, i].numerator) / L0a[l, a, i].denominator if l not in keep else sol.response[keep.index(l), a, i]
     return MinNormSolution(L, sol.alpha, dps, sol.working_dps)
 
 
