@@ -98,6 +98,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ImportError as exc:  # an optional dependency is missing
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `python -m verify ntk --json | head`
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

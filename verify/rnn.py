@@ -196,12 +196,18 @@ def save_rnn(rnn: LinearRNN, path: Union[str, Path]) -> None:
 def load_rnn(path: Union[str, Path], backend: Optional[Backend] = None) -> LinearRNN:
     """Read a network written by :func:`save_rnn` (keys W, F, C and optional D)."""
     be = backend or get_backend()
+    import zipfile
+
+    if Path(path).is_file() and not zipfile.is_zipfile(path):
+        raise SpecError(f"{path}: not an .npz file (expected arrays W, F, C and optional D saved by numpy.savez)")
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = [k for k in ("W", "F", "C") if k not in data.files]
             if missing:
                 raise SpecError(f"{path}: missing array(s) {', '.join(missing)} (need W, F, C and optional D)")
             arrays = {k: np.asarray(data[k], dtype=np.float64) for k in data.files if k in ("W", "F", "C", "D")}
+    except SpecError:
+        raise
     except FileNotFoundError:
         raise SpecError(f"{path}: no such file") from None
     except (OSError, ValueError) as exc:
