@@ -133,6 +133,7 @@ def _get_backend(name: str, device: str, dtype: str) -> Backend:
                 raise BackendError("device cuda is not available to torch (no CUDA GPU or a CPU-only build)")
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
+            torch.set_float32_matmul_precision("highest")  # the same switch, said the newer way
         from array_api_compat import torch as xp
 
         return Backend(name, xp, torch.device(device), getattr(torch, dtype))
