@@ -14,6 +14,7 @@ from verify.rnn import LinearRNN, forward, impulse_response, init_rnn
 from verify.scm import scm_from_spec
 from verify.train import (
     bptt_gradients,
+    kernel_predictor,
     plan_gd,
     relative_distance,
     scm_matching,
@@ -158,3 +159,19 @@ def test_width_1024_within_tenth_of_weighted_min_norm():
         dw = relative_distance(L, weighted_min_norm(spec, Phi, y, L0=L0).to_float(), L0)
         du = relative_distance(L, unweighted_min_norm(Phi, y, L0=L0).to_float(), L0)
         assert dw < 0.1 and du > 2 * dw, (seed, dw, du)
+
+
+def test_kernel_predictor_is_converged_scm():
+    """The kernel predictor equals the SCM trained to convergence from the same L(0), on new data."""
+    spec, X, Phi, y = _setting()
+    rnn = init_rnn(spec, 16, seed=5)
+    L0 = np.asarray(impulse_response(rnn, 10))
+    Xs = np.random.default_rng(8).standard_normal((4, 10, 1))
+    plan = plan_gd(spec, X, tol=1e-12)
+    res = train_scm(scm_matching(rnn, spec, scm_from_spec(spec, 10)), X, y, eta=plan.eta, steps=plan.steps)
+    from verify.scm import scm_forward
+
+    f_scm = np.asarray(scm_forward(res.model, Xs))[:, -1, 0]
+    f_k = kernel_predictor(spec, X, y, Xs, L0=L0)[:, 0]
+    # slowest mode shrunk by 1e-12; cond ~ 20 and O(1) data: 1e-9 absolute is a bound with slack
+    assert np.max(np.abs(f_scm - f_k)) < 1e-9

@@ -63,7 +63,7 @@ def training_vs_theory(widths: Sequence[int], seeds, *, sigma_w: str = TRAIN_SET
     for n, seed in progress(jobs, total=len(jobs), desc="train RNN vs theory"):
         rnn = init_rnn(spec, n, seed=seed)
         plan = plan_gd(spec, X, rnn=rnn, tol=tol)
-        res = train_rnn(rnn, spec, X, y, eta=plan.eta, steps=plan.steps, desc=f"  GD n={n} seed={seed}")
+        res = train_rnn(rnn, spec, X, y, eta=plan.eta, steps=plan.steps, show_progress=False)
         scm0 = scm_matching(rnn, spec, scm_from_spec(spec, T))
         res_scm = train_scm(scm0, X, y, eta=plan.eta, steps=plan.steps)
         L0 = np.asarray(impulse_response(rnn, T))
@@ -198,7 +198,7 @@ def real_data(sigmas: Sequence[str], *, window: int = 24, horizon: int = 1, n_tr
         X, y = Xtr_all[selections[0]], ytr_all[selections[0]][:, None]
         rnn = init_rnn(spec, width, seed=seed)
         plan = plan_gd(spec, X, rnn=rnn, tol=1e-6, max_steps=max_steps)
-        res = train_rnn(rnn, spec, X, y, eta=plan.eta, steps=plan.steps, desc=f"  GD s_W={sw}")
+        res = train_rnn(rnn, spec, X, y, eta=plan.eta, steps=plan.steps, show_progress=False)
         res_scm = train_scm(scm_matching(rnn, spec, scm_from_spec(spec, window)), X, y, eta=plan.eta,
                             steps=plan.steps)
         L0 = np.asarray(impulse_response(rnn, window))

@@ -48,6 +48,7 @@ __all__ = [
     "train_rnn",
     "train_scm",
     "scm_matching",
+    "kernel_predictor",
     "relative_distance",
 ]
 
@@ -192,8 +193,11 @@ class TrainResult:
 
 
 def train_rnn(rnn: LinearRNN, spec: RNNSpec, X: np.ndarray, targets: np.ndarray, *, eta: float, steps: int,
-              times: Times = "last", desc: str = "") -> TrainResult:
-    """Full-batch GD on the tildes of ``spec``'s metric; ``targets`` shape ``(B, len(times), n_y)``."""
+              times: Times = "last", desc: str = "", show_progress: bool = True) -> TrainResult:
+    """Full-batch GD on the tildes of ``spec``'s metric; ``targets`` shape ``(B, len(times), n_y)``.
+
+    ``show_progress=False`` silences the per-step bar (for callers that draw their own).
+    """
     rnn.check(spec)
     B, T, _ = X.shape
     rows = output_rows(T, times)
@@ -203,7 +207,10 @@ def train_rnn(rnn: LinearRNN, spec: RNNSpec, X: np.ndarray, targets: np.ndarray,
     if rnn.D is not None:
         P["D"] = rnn.D
     losses = np.empty(steps + 1)
-    for k in progress(range(steps + 1), total=steps + 1, desc=desc or f"GD RNN n={rnn.n}"):
+    steps_iter = range(steps + 1)
+    if show_progress:
+        steps_iter = progress(steps_iter, total=steps + 1, desc=desc or f"GD RNN n={rnn.n}")
+    for k in steps_iter:
         cur = LinearRNN(P["W"], P["F"], P["C"], P.get("D"))
         H = _states(cur, X, spec.convention)
         G = fitted_residual(_outputs(cur, X, H), targets, rows)
@@ -246,6 +253,17 @@ def train_scm(model: ScaledConvModel, X: np.ndarray, targets: np.ndarray, *, eta
             break
         model = model.with_theta(model.theta - eta * scm_gradient(model, X, G))
     return TrainResult(model, losses, eta, steps)
+
+
+def kernel_predictor(spec: RNNSpec, X: np.ndarray, targets: np.ndarray, X_test: np.ndarray, *,
+                     L0: Optional[np.ndarray] = None, times: Times = "last", dps: int = 30) -> np.ndarray:
+    """Predictions (float64, ``(B* len(times), n_y)``) of the infinitely wide network trained to
+    convergence: :func:`theory.bias.kernel_predict`, i.e. the convolution with the beta-weighted
+    minimum-norm impulse response (``L0 = None``: mean over initializations)."""
+    from theory.bias import kernel_predict
+
+    out = kernel_predict(spec, X, np.asarray(targets).reshape(-1, spec.n_y), X_test, L0=L0, times=times, dps=dps)
+    return np.vectorize(float, otypes=[np.float64])(out)
 
 
 def relative_distance(L: np.ndarray, L_ref: np.ndarray, L0: np.ndarray) -> float:

@@ -19,11 +19,11 @@ FULL = dict(widths=[64, 128, 256, 512, 1024, 2048],
             seeds={64: range(8), 128: range(8), 256: range(8), 512: range(8), 1024: range(4), 2048: range(3)},
             synth_sigmas=["0.5", "0.7", "0.8", "0.9", "0.95", "1"], rhos=[0.3, 0.5, 0.7, 0.8, 0.9, 0.95],
             synth_draws=40, real_sigmas=["0.3", "0.5", "0.7", "0.8", "0.9", "0.95", "1"], real_draws=20,
-            gd_sigmas=["0.5", "0.8", "0.95"])
+            gd_sigmas=["0.5", "0.8", "0.95"], real_width=256, real_max_steps=3000)
 QUICK = dict(widths=[64, 256, 1024], seeds={64: range(4), 256: range(4), 1024: range(2)},
              synth_sigmas=["0.5", "0.8", "0.95", "1"], rhos=[0.3, 0.6, 0.8, 0.9, 0.95],
              synth_draws=10, real_sigmas=["0.5", "0.7", "0.8", "0.9", "0.95", "1"], real_draws=6,
-             gd_sigmas=["0.8"])
+             gd_sigmas=["0.8"], real_width=256, real_max_steps=3000)
 
 
 def add_arguments(p) -> None:
@@ -47,7 +47,8 @@ def run(args) -> int:
     synth = ex.synthetic(cfg["synth_sigmas"], cfg["rhos"], draws=cfg["synth_draws"])
     timings["synthetic_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    real = ex.real_data(cfg["real_sigmas"], draws=cfg["real_draws"], gd_sigmas=cfg["gd_sigmas"])
+    real = ex.real_data(cfg["real_sigmas"], draws=cfg["real_draws"], gd_sigmas=cfg["gd_sigmas"],
+                        width=cfg["real_width"], max_steps=cfg["real_max_steps"])
     timings["real_data_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     train_vs_theory = [
