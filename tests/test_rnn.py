@@ -143,8 +143,6 @@ def test_load_missing_key(tmp_path):
     assert "missing" in msg and "C" in msg
 
 
-@pytest.mark.xfail(strict=True, reason="verify.rnn.load_rnn wraps its own SpecError (a ValueError) in "
-                   "'not a readable .npz file (...)'; fix: 'except SpecError: raise' before 'except (OSError, ValueError)'")
 def test_load_missing_key_message_is_not_wrapped(tmp_path):
     path = tmp_path / "bad.npz"
     np.savez(path, W=np.eye(3), F=np.ones((3, 1)))
