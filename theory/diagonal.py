@@ -446,6 +446,11 @@ def _share_entry(group: str, spec: DiagonalSpec, t, l: int, lp: int, kappa, sd2,
     raise SpecError(f"unknown group {group!r}")
 
 
+def _readout_coefficient(spec: DiagonalSpec, ctx: Context):
+    """``lr_C 2 s_B^2``: ``lim Theta_n / n = lr_C 2 s_B^2 K0`` under the "lru" scaling."""
+    return exact(ctx, spec.lr("C")) * 2 * exact(ctx, spec.sigma_b2)
+
+
 def lag_kernel(spec: DiagonalSpec, lags: int, *, dps: int = 30) -> DiagonalKernel:
     """Limit lag kernel ``Theta(l, l')``, ``l, l' = 0..lags-1``, as shares and total.
 
@@ -467,7 +472,7 @@ def lag_kernel(spec: DiagonalSpec, lags: int, *, dps: int = 30) -> DiagonalKerne
             lr = exact(ctx, spec.lr(g))
             if spec.scaling == "lru":
                 if g == "C":
-                    c = lr * 2 * exact(ctx, spec.sigma_b2)
+                    c = _readout_coefficient(spec, ctx)
                     mat = [[c * t["P0"][l + lp] * t["c0"][abs(l - lp)] for lp in range(lags)] for l in range(lags)]
                 else:
                     mat = [[zero] * lags for _ in range(lags)]
@@ -497,12 +502,10 @@ def lag_kernel_diagonal(spec: DiagonalSpec, lag_list: Sequence[int], *, dps: int
             if isinstance(l, bool) or not isinstance(l, int) or l < 0:
                 raise SpecError(f"lags must be non-negative integers, got {l!r}")
             k = 2 * l
-            # tables with only the entries needed (index k in P-lists, m = 0)
-            pt: Dict[str, Dict[int, object]] = {}
             tt = dict(t)
             tt["P0"] = {k: P0(spec, k, ctx)}
             if spec.scaling == "lru":
-                v = exact(ctx, spec.lr("C")) * 2 * exact(ctx, spec.sigma_b2) * tt["P0"][k]
+                v = _readout_coefficient(spec, ctx) * tt["P0"][k]
                 out.append(+v)
                 continue
             if "nu" in spec.groups:

@@ -8,9 +8,7 @@
 from __future__ import annotations
 
 import json
-import math
 import os
-from fractions import Fraction
 
 import numpy as np
 from mpmath import nstr
