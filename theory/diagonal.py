@@ -529,14 +529,17 @@ S4D_KINDS = ("lin", "inv", "real")
 
 def s4d_spectrum(kind: str, state_size: int, ctx: Context) -> List:
     """Continuous-time eigenvalues ``A_n`` of S4D (Gu, Gupta, Goel, Re, NeurIPS 2022,
-    "On the Parameterization and Initialization of Diagonal State Space Models"):
+    "On the Parameterization and Initialization of Diagonal State Space Models"), as the
+    S4 repository builds them (state-spaces/s4, ``src/models/sequence/kernels/dplr.py``,
+    read for this work), ``N = state_size``, modes ``n = 0..N/2-1`` (one of each conjugate
+    pair; the output takes ``2 Re``):
 
-    * ``lin``:  ``A_n = -1/2 + i pi n``,                       n = 0..N/2-1
-    * ``inv``:  ``A_n = -1/2 + i (N/pi) (N/(2n+1) - 1)``,      n = 0..N/2-1
-    * ``real``: ``A_n = -(n + 1)``,                            n = 0..N-1
+    * ``lin``:  ``A_n = -1/2 + i pi n``
+    * ``inv``:  ``A_n = -1/2 + i (N/pi) (N/(2n+1) - 1)``
+    * ``real``: ``A_n = -(n + 1)``  (the code keeps N/2 real modes; the paper writes diag(-1..-N))
 
-    ``N = state_size``; complex kinds keep one of each conjugate pair (N/2 modes),
-    the real kind has N real modes.
+    The repository stores the conjugates (negative imaginary parts); the kernels here depend
+    only on ``|lambda|`` and ``cos(m arg lambda)``, which are the same.
     """
     if kind not in S4D_KINDS:
         raise SpecError(f"S4D kind must be one of {', '.join(S4D_KINDS)}; got {kind!r}")
@@ -548,7 +551,7 @@ def s4d_spectrum(kind: str, state_size: int, ctx: Context) -> List:
         return [ctx.mpc(half, ctx.pi * n) for n in range(N // 2)]
     if kind == "inv":
         return [ctx.mpc(half, N / ctx.pi * (ctx.mpf(N) / (2 * n + 1) - 1)) for n in range(N // 2)]
-    return [ctx.mpc(-(n + 1), 0) for n in range(N)]
+    return [ctx.mpc(-(n + 1), 0) for n in range(N // 2)]
 
 
 def s4d_c_share(kind: str, lags: int, *, state_size: int = 64, dt="0.01", sigma_c2="2",

@@ -164,7 +164,7 @@ def _models():
     out.append(("S4D-Lin N=64 dt=0.01 readout", "s4d",
                 lambda T, dps: s4d_c_share(S4D["kind"], T, state_size=S4D["state_size"], dt=S4D["dt"], dps=dps),
                 lambda ls: s4d_c_share_diagonal(S4D["kind"], ls, state_size=S4D["state_size"], dt=S4D["dt"], dps=15),
-                "S4D-Lin, A_n = -1/2 + i pi n, n < 32, ZOH, dt = 0.01, s_C^2 = 2: C-share kernel"))
+                "S4D-Lin (state-spaces/s4 dplr conventions), A_n = -1/2 + i pi n, n < 32, ZOH, B = 1, dt = 0.01, s_C^2 = 2: C-share kernel"))
     return out
 
 
