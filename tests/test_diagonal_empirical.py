@@ -147,8 +147,8 @@ def test_no_bias_over_many_seeds_at_tiny_width():
 
 def test_lru_limit_is_the_nngp_covariance():
     """Readout-only kernel = Cov(L_l, L_l') of the initial response (no D), exactly at every width:
-    Cov = sum_j E[Re(C z_l) Re(C z_l')] = n * (s_C^2/n) E[g^2 |B|^2 r^k cos(m phi)].  S = 20000
-    networks of width 3 (S below); z from the sample variance of the products; Bonferroni, alpha = 1e-6 (S = 8000)."""
+    Cov = sum_j E[Re(C z_l) Re(C z_l')] = n * (s_C^2/n) E[g^2 |B|^2 r^k cos(m phi)].
+    Checked on S = 8000 networks of width 3: z from the sample variance of the products, Bonferroni, alpha = 1e-6."""
     spec = DiagonalSpec(r_min="0.6", r_max="0.95", max_phase="pi/3", sigma_d=None)
     lru = spec.replace(scaling="lru")
     T, S = 5, 8_000
@@ -214,3 +214,31 @@ def test_init_follows_the_lru_law():
     assert np.allclose(input_gain(m), np.sqrt(1 - np.abs(lam) ** 2), rtol=1e-12)
     with pytest.raises(ValueError, match="width"):
         init_diagonal(spec, 0, 1)
+
+
+def test_s4d_c_share_is_the_covariance_of_a_random_s4d_readout():
+    """S4D as the S4 code draws it: C ~ CN(0, 1) (torch.randn cfloat: Re, Im ~ N(0, 1/2)),
+    L_l = 2 Re sum_n C_n b_n lambda_n^l.  E[L_l L_l'] must equal s4d_c_share (s_C^2 = 2) exactly;
+    checked on S = 20000 draws, z from the sample variance
+    of the products, Bonferroni over the upper triangle, alpha = 1e-6."""
+    from theory.diagonal import s4d_c_share, s4d_spectrum
+    from theory.precision import context
+
+    T, N, dt = 6, 8, 0.25
+    ctx = context(30)
+    A = np.array([complex(a) for a in s4d_spectrum("lin", N, ctx)])
+    lam = np.exp(dt * A)
+    b = (lam - 1) / A
+    rng = np.random.default_rng(2024)
+    S = 20_000
+    C = (rng.standard_normal((S, N // 2)) + 1j * rng.standard_normal((S, N // 2))) / np.sqrt(2)
+    z = b[:, None] * lam[:, None] ** np.arange(T)[None, :]  # (modes, T)
+    L = 2 * (C @ z).real  # (S, T)
+    prods = L[:, :, None] * L[:, None, :]
+    K = np.array([[float(v) for v in row] for row in s4d_c_share("lin", T, state_size=N, dt="0.25", dps=20)])
+    zs = (prods.mean(0) - K) / (prods.std(0, ddof=1) / np.sqrt(S))
+    iu = np.triu_indices(T)
+    assert np.max(np.abs(zs[iu])) <= bonferroni_threshold(len(iu[0]), ALPHA)
+    # power: the same draws against the kernel without the 2 Re doubling (s_C^2 = 1/2 of it)
+    zs_bad = (prods.mean(0) - K / 2) / (prods.std(0, ddof=1) / np.sqrt(S))
+    assert np.max(np.abs(zs_bad[iu])) > bonferroni_threshold(len(iu[0]), ALPHA)
