@@ -173,23 +173,8 @@ def test_forward_is_the_impulse_response_convolution(backend):
         assert rel(Y, want) <= TOL64
 
 
-# SCM: scm_jacobian builds xp.eye(n_y, dtype=...) without device=, which
-# array-api-strict's second device (and torch/cupy on CUDA) rejects.  The fix is
-# one argument in verify/scm.py (reported to the lead); strict xfail turns into a
-# failure once it lands, so that this mark gets removed.
-_SCM_DEVICE_BUG = "verify/scm.py: scm_jacobian's xp.eye lacks device= (arrays of two devices)"
-
-
-def _default_device(be: Backend) -> bool:
-    if be.name == "array-api-strict":
-        return be.device == be.xp.Device("CPU_DEVICE")
-    return not be.on_cuda
-
-
 @pytest.fixture(scope="module")
 def scm_backend(backend) -> Backend:
-    if not _default_device(backend):
-        pytest.xfail(_SCM_DEVICE_BUG)
     return backend
 
 
@@ -211,7 +196,6 @@ def test_scaled_convolutional_model_on_backends(scm_backend, spec, lags, B, T, s
     assert rel(scm_ntk(model, Xb), scm_ntk(ref, X)) <= TOL64
 
 
-@pytest.mark.xfail(strict=True, reason=_SCM_DEVICE_BUG)
 def test_scm_jacobian_respects_the_device():
     be = _strict("device1")
     spec = RNNSpec(sigma_w="0.9", sigma_f="1", sigma_c="1", n_x=1, n_y=2)

@@ -151,8 +151,6 @@ def test_load_missing_key_message_is_not_wrapped(tmp_path):
     assert "not a readable" not in _one_line(e)
 
 
-@pytest.mark.xfail(strict=True, reason="verify.rnn.load_rnn casts complex arrays to float64 (dropping the imaginary "
-                   "part with only a ComplexWarning); fix: raise SpecError when np.iscomplexobj(data[k])")
 def test_load_rejects_complex_weights(tmp_path):
     path = tmp_path / "complex.npz"
     np.savez(path, W=np.eye(2) * (1 + 1j), F=np.ones((2, 1)), C=np.ones((1, 2)))

@@ -205,7 +205,14 @@ def load_rnn(path: Union[str, Path], backend: Optional[Backend] = None) -> Linea
             missing = [k for k in ("W", "F", "C") if k not in data.files]
             if missing:
                 raise SpecError(f"{path}: missing array(s) {', '.join(missing)} (need W, F, C and optional D)")
-            arrays = {k: np.asarray(data[k], dtype=np.float64) for k in data.files if k in ("W", "F", "C", "D")}
+            arrays = {}
+            for k in ("W", "F", "C", "D"):
+                if k not in data.files:
+                    continue
+                raw = data[k]
+                if np.iscomplexobj(raw) or not np.issubdtype(raw.dtype, np.number):
+                    raise SpecError(f"{path}: array {k} must be real-valued, got dtype {raw.dtype}")
+                arrays[k] = np.asarray(raw, dtype=np.float64)
     except SpecError:
         raise
     except FileNotFoundError:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, device as _device
 
 from theory.spec import RNNSpec, SpecError
 
@@ -90,7 +90,7 @@ def scm_jacobian(model: ScaledConvModel, X):
     L, ny, nx = model.theta.shape
     B, T, _ = X.shape
     phi = _lagged_inputs(X, L) * model.scale[None, None, :, None]  # (B, T, L, nx)
-    eye = xp.eye(ny, dtype=X.dtype)
+    eye = xp.eye(ny, dtype=X.dtype, device=_device(X))
     return phi[:, :, None, :, None, :] * eye[None, None, :, None, :, None]
 
 
