@@ -140,12 +140,23 @@ def conv_kernel(weights: Sequence, X, Xp, *, dps: int = 30) -> np.ndarray:
     right = phip.reshape(Bp * Tp, lags * n_x).T
     prod = left.dot(right)  # exact Python-int matrix product
     den = wden * xden * xpden * n_x
-    prec = context(dps).prec
-    out = np.empty(prod.shape, dtype=object)
     ctx = context(dps)
-    po, pf = out.reshape(-1), prod.reshape(-1)
-    for k, num in enumerate(pf):
-        po[k] = ctx.make_mpf(_round_rational(int(num), den, prec))
+    prec = ctx.prec
+    out = np.empty(prod.shape, dtype=object)
+    if den & (den - 1) == 0:  # a power of two (dyadic inputs, n_x a power of two): one rounding, no division
+        shift = -(den.bit_length() - 1)
+        to_mpf = lambda num: ctx.make_mpf(libmp.from_man_exp(num, shift, prec, libmp.round_nearest))
+    else:
+        to_mpf = lambda num: ctx.make_mpf(_round_rational(num, den, prec))
+    rows, cols = prod.shape
+    symmetric = Xp is X or (Xf.shape == Xpf.shape and (Xf == Xpf).all())
+    for i in range(rows):
+        pi, oi = prod[i], out[i]
+        for j in range(i if symmetric else 0, cols):
+            oi[j] = to_mpf(int(pi[j]))
+    if symmetric:  # K(X, X) is symmetric: mirror the upper triangle (same exact value, same rounding)
+        for i in range(rows):
+            out[i, :i] = out[:i, i]
     return out.reshape(B, T, Bp, Tp)
 
 
