@@ -128,10 +128,11 @@ def test_rnn_gd_fits_and_prefers_weighted_solution():
     """Width 512, network seeds 0 and 1: the trained RNN interpolates and sits nearer the
     beta-weighted min-norm solution than the unweighted one.
 
-    Deterministic (all seeded).  Margin: in the reproduce sweep (seeds 0-7 at n = 512) the distance
-    to the weighted solution stays below ~0.1 while the two solutions are 0.2-0.35 apart, so the
-    ordering test leaves a factor ~2 of slack; the interpolation bound follows from tol = 1e-6 on
-    the slowest mode of a kernel whose drift at n = 512 is O(n^-1/2) ~ 5 %.
+    Deterministic (all seeded), so it cannot flake.  Measured margins (full reproduce run, n = 512,
+    seeds 0-7): distance to the weighted solution 0.05-0.13, to the unweighted one 0.14-0.61; the
+    ordering held for all 8 seeds, tightly only for seed 7 (0.134 vs 0.136).  Seeds 0 and 1 have
+    0.075 vs 0.61 and 0.060 vs 0.61: a factor 8 of slack.  The interpolation bound follows from
+    tol = 1e-6 on the slowest mode (measured final/initial loss <= 1e-11 at n = 512).
     """
     spec, X, Phi, y = _setting()
     for seed in (0, 1):
