@@ -181,6 +181,8 @@ def test_scm_ntk_equals_exact_closed_form(case, data):
     each, beta itself rounded once), the product of two (1) and a sum of at most L n_x terms:
     |K_scm - K| <= 2 (L n_x + 10) u * A + u |K| with A = the same kernel on |X|, |X'|
     (it dominates every partial sum); the factor 2 covers second-order terms and A's own rounding.
+    Gradual underflow adds at most 2^-1075 per rounding: (L n_x + 10) 2^-1074 more (inputs of
+    magnitude >= 1e-100, see the strategy, keep this term irrelevant in practice).
     """
     spec, X = case
     Xp = data.draw(vst.input_batches(spec.n_x, max_batch=2, max_T=16))
@@ -193,5 +195,5 @@ def test_scm_ntk_equals_exact_closed_form(case, data):
     exact = exact_kernel.ntk(spec, X, Xp, dps=30)
     K_exact = np.vectorize(float, otypes=[np.float64])(exact)
     A = scm_ntk(model, np.abs(X), np.abs(Xp))
-    bound = 2 * (L * spec.n_x + 10) * U * A + U * np.abs(K_exact)
+    bound = 2 * (L * spec.n_x + 10) * U * A + U * np.abs(K_exact) + (L * spec.n_x + 10) * 2.0**-1074
     assert np.all(np.abs(K - K_exact) <= bound)

@@ -4,7 +4,8 @@ Rounding tolerances: two float64 evaluations of the same multilinear expression
 differ by at most ``2 gamma_K A`` per entry, ``gamma_K ~ K u`` (u = 2^-53) where
 ``K`` bounds the number of roundings along any path and ``A`` is the same
 expression evaluated on the absolute values of every matrix and input (it
-dominates the absolute value of every partial sum).  Here ``K = T (n + n_x + 2) + n + 2``.
+dominates the absolute value of every partial sum).  Here ``K = T (n + n_x + 2) + n + 2``;
+gradual underflow adds ``K 2^-1074``.
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def _rounding_bound(rnn: LinearRNN, X, convention: str) -> np.ndarray:
     """``2 K u A`` with ``A`` the forward pass of the absolute network on ``|X|`` (module docstring)."""
     T = X.shape[1]
     K = T * (rnn.n + rnn.n_x + 2) + rnn.n + 2
-    return 2 * K * U * forward(_abs_rnn(rnn), abs(X), convention)
+    # + K 2^-1074: gradual underflow adds at most 2^-1075 absolute per rounding
+    return 2 * K * U * forward(_abs_rnn(rnn), abs(X), convention) + K * 2.0**-1074
 
 
 def _convolve(L: np.ndarray, X: np.ndarray) -> np.ndarray:

@@ -168,11 +168,16 @@ def input_batches(
     min_T: int = 1,
     T: Optional[int] = None,
     bound: float = 2.0,
+    tiny: float = 1e-100,
 ) -> "st.SearchStrategy[np.ndarray]":
     """Float64 arrays ``(B, T, n_x)`` with ``1 <= B <= max_batch``, ``min_T <= T <= max_T``
-    (or exactly ``T``), entries finite, normal or zero, in ``[-bound, bound]``.
+    (or exactly ``T``), entries finite, in ``[-bound, bound]``, and either 0 or of
+    magnitude at least ``tiny``.
 
-    Subnormals are excluded: they add nothing but underflow noise to relative checks.
+    ``tiny`` (default 1e-100, 0 allows every normal float) keeps kernels, which are
+    quadratic in the inputs and carry weights down to s_W^(2L), inside the normal
+    float64 range: with inputs near 1e-160 an NTK entry underflows to a subnormal and
+    relative comparisons become meaningless.  Subnormal inputs are always excluded.
 
     >>> from hypothesis import find
     >>> X = find(input_batches(2, max_batch=2, max_T=5), lambda X: X.shape[1] == 3)
@@ -192,7 +197,13 @@ def input_batches(
         lengths = st.integers(min_T, max_T)
     if not (bound > 0 and np.isfinite(bound)):
         raise SpecError(f"bound must be positive and finite, got {bound!r}")
-    elements = st.floats(-bound, bound, allow_nan=False, allow_infinity=False, allow_subnormal=False, width=64)
+    if not (0 <= tiny < bound):
+        raise SpecError(f"tiny must be in [0, bound), got {tiny!r}")
+    if tiny > 0:
+        magnitude = st.floats(tiny, bound, allow_subnormal=False, width=64)
+        elements = st.one_of(st.just(0.0), magnitude, magnitude.map(lambda v: -v))
+    else:
+        elements = st.floats(-bound, bound, allow_nan=False, allow_infinity=False, allow_subnormal=False, width=64)
     shapes = st.tuples(st.integers(1, max_batch), lengths, st.just(n_x))
     return shapes.flatmap(lambda shape: hnp.arrays(np.float64, shape, elements=elements))
 
