@@ -46,7 +46,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from .kernel import _integerize
+from .kernel import _integerize, _to_fraction
 from .precision import check_dps, context
 from .spec import RNNSpec, SpecError
 from .weights import check_lags, lag_weights
@@ -117,19 +117,6 @@ class MinNormSolution:
     def to_float(self) -> np.ndarray:
         """The impulse response rounded to float64."""
         return np.vectorize(float, otypes=[np.float64])(self.response)
-
-
-def _to_fraction(v) -> Fraction:
-    """Exact rational value of an int, Fraction, float or real mpmath number (sign included)."""
-    if hasattr(v, "_mpf_"):
-        sign, man, exp, _ = v._mpf_
-        if not man and exp:  # inf / nan have man = 0 and a nonzero special exponent
-            raise ValueError(f"not a finite number: {v}")
-        val = Fraction(man) * Fraction(2) ** exp
-        return -val if sign else val
-    if isinstance(v, str):
-        raise TypeError("strings are not accepted as numbers")
-    return Fraction(v)
 
 
 def _fractions(a, name: str) -> np.ndarray:

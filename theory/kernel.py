@@ -35,12 +35,13 @@ __all__ = ["conv_kernel", "ntk", "nngp", "expand_outputs"]
 def _to_fraction(v) -> Fraction:
     """Exact rational value of an int, Fraction, float or (real) mpmath number."""
     if hasattr(v, "_mpf_"):
-        if not v:
+        sign, man, exp, _ = v._mpf_
+        if not man:
+            if exp:  # mpmath encodes inf and nan with a zero mantissa and a nonzero exponent
+                raise SpecError(f"not a finite number: {v}")
             return Fraction(0)
-        man, exp = v.man_exp
-        if man is None:
-            raise SpecError(f"not a finite number: {v}")
-        return Fraction(man) * Fraction(2) ** exp
+        value = Fraction(man) * Fraction(2) ** exp
+        return -value if sign else value
     if isinstance(v, str):
         raise TypeError("strings are not accepted as input values")
     return Fraction(v)
