@@ -5,7 +5,8 @@ For each size ``(n, T)`` (ascending by ``n T``) and each method:
 1. skip it, with the reason, when its memory lower bound (the dense Jacobian,
    ``8 B T (n^2 + 2n)`` bytes) exceeds the memory budget, or when its time,
    extrapolated by ``(n T)^2`` from the largest size already measured, exceeds
-   ``SKIP_FACTOR`` times the time budget;
+   ``SKIP_FACTOR`` times the time budget, or when it already ran out of time at
+   a size with no larger ``n T``;
 2. measure its peak memory in a fresh subprocess (:mod:`benchmarks.memprobe`),
    killed after the time budget (a kill or an out-of-memory error is reported
    as a skip with the reason);
@@ -98,6 +99,7 @@ def run_ntk(
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     torch_ok = _has_torch()
     measured: Dict[str, Tuple[Tuple[int, int], float]] = {}
+    too_slow: Dict[str, Tuple[int, int]] = {}  # method -> size at which its probe was killed on time
     records: List[Dict] = []
     order = sorted(set(sizes), key=lambda s: (s[0] * s[1], s[0]))
     for name in methods:  # one-time set-up (lazy imports, BLAS buffers, torch.func) is not timed
@@ -116,6 +118,9 @@ def run_ntk(
             elif m.min_bytes is not None and m.min_bytes(n, T, batch) > max_bytes:
                 reason = (f"needs at least {_gb(m.min_bytes(n, T, batch))} (the dense Jacobian, 8 B T n^2 bytes) "
                           f"> memory budget {_gb(max_bytes)}")
+            elif name in too_slow and n * T >= too_slow[name][0] * too_slow[name][1]:
+                n0, t0 = too_slow[name]
+                reason = f"already over the time budget at n={n0}, T={t0} (a problem no larger than this one)"
             elif m.quadratic_time and name in measured:
                 (size0, secs0) = measured[name]
                 est = extrapolate(secs0, size0, (n, T))
@@ -128,6 +133,8 @@ def run_ntk(
                                use_tracemalloc=use_tracemalloc)
                 if not probe.get("ok"):
                     reason = probe.get("error", "memory probe failed")
+                    if "killed" in reason:
+                        too_slow[name] = (n, T)
                 else:
                     for k in ("rss_peak_bytes", "rss_method", "tracemalloc_peak_bytes"):
                         if k in probe:

@@ -77,6 +77,25 @@ def test_skips_on_extrapolated_time():
     assert big["status"] == "skipped" and "estimated" in big["reason"]
 
 
+def test_skips_larger_sizes_after_a_time_kill(monkeypatch):
+    import benchmarks.ntk_bench as nb
+
+    calls = []
+
+    def fake_probe(method, n, T, *args, **kwargs):
+        calls.append((method, n, T))
+        if method == "reference":
+            return {"ok": False, "error": "memory probe killed after 1 s (over the time budget)"}
+        return {"ok": True, "seconds": 0.001, "rss_peak_bytes": 0}
+
+    monkeypatch.setattr(nb, "_probe", fake_probe)
+    recs = nb.run_ntk([(8, 2), (16, 2)], ["structured", "reference"], repeats=1, log=lambda m: None)
+    by = {(r["n"], r["method"]): r for r in recs}
+    assert "killed" in by[(8, "reference")]["reason"]
+    assert "already over the time budget at n=8, T=2" in by[(16, "reference")]["reason"]
+    assert ("reference", 16, 2) not in calls and by[(16, "structured")]["status"] == "ok"
+
+
 def test_parse_sizes():
     assert parse_sizes("256x16, 1024X32") == [(256, 16), (1024, 32)]
 
