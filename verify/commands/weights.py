@@ -104,9 +104,6 @@ def run(args) -> int:
 
 def nstr_str(text: str, digits: int) -> str:
     """Shorten a decimal string to ``digits`` significant digits for display."""
-    from mpmath import mpf, mp
-
-    ctx = mp.clone() if hasattr(mp, "clone") else None
     from theory.precision import context
 
     c = context(max(digits + 5, 15))
