@@ -175,3 +175,11 @@ def test_to_dict_text():
     assert d["metric"] == "ntk" and d["convention"] == "conv1" and d["n_x"] == 1
     # a float's exact binary value survives as a terminating decimal
     assert Fraction(RNNSpec(sigma_w=0.1).to_dict()["sigma_w"]) == Fraction(0.1)
+
+
+def test_float64_rounds_and_rejects_overflow():
+    spec = RNNSpec(sigma_w="0.9", sigma_c="1e400")
+    assert spec.float64("sigma_w") == 0.9
+    assert spec.float64("sigma_d") == 0.0  # absent D
+    with pytest.raises(SpecError, match="sigma_c = .* does not fit in float64"):
+        spec.float64("sigma_c")

@@ -32,7 +32,7 @@ __all__ = ["Series", "series", "total_weight", "tail_weight", "mean_lag", "peak_
 def _require_stable(spec: RNNSpec) -> None:
     if spec.sigma_w >= 1:
         raise SpecError(
-            f"closed-form series need sigma_w < 1 (got sigma_w = {float(spec.sigma_w):g}): "
+            f"closed-form series need sigma_w < 1 (got sigma_w = {spec.to_dict()['sigma_w']}): "
             "the lag weights do not decay"
         )
 

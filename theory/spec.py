@@ -141,6 +141,18 @@ class RNNSpec:
         value = getattr(self, "sigma_" + group.lower())
         return Fraction(0) if value is None else value
 
+    def float64(self, name: str) -> float:
+        """Field ``name`` (e.g. ``"sigma_w"``, ``"lr_c"``) rounded to float64; a clear error on overflow."""
+        value = getattr(self, name)
+        value = Fraction(0) if value is None else value
+        try:
+            out = float(value)
+        except OverflowError:
+            out = math.inf
+        if not math.isfinite(out):
+            raise SpecError(f"{name} = {_fraction_text(value)} does not fit in float64")
+        return out
+
     def replace(self, **changes) -> "RNNSpec":
         """A copy with some fields changed (validated again)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}

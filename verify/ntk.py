@@ -78,16 +78,20 @@ def group_scales(spec: RNNSpec, n: int) -> Dict[str, float]:
     nx = spec.n_x
     if spec.metric == "ntk":
         raw = {
-            "W": float(spec.sigma_w) ** 2 / n,
-            "F": float(spec.sigma_f) ** 2 / nx,
-            "C": float(spec.sigma_c) ** 2 / n,
-            "D": float(spec.sigma("D")) ** 2 / nx,
+            "W": spec.float64("sigma_w") ** 2 / n,
+            "F": spec.float64("sigma_f") ** 2 / nx,
+            "C": spec.float64("sigma_c") ** 2 / n,
+            "D": spec.float64("sigma_d") ** 2 / nx,
         }
     elif spec.metric == "variance":
         raw = {"W": 1.0 / n, "F": 1.0 / nx, "C": 1.0 / n, "D": 1.0 / nx}
     else:
         raw = {g: 1.0 / n for g in "WFCD"}
-    return {g: raw[g] * float(spec.lr(g)) for g in spec.groups}
+    out = {g: raw[g] * spec.float64("lr_" + g.lower()) for g in spec.groups}
+    bad = [g for g, v in out.items() if not np.isfinite(v)]
+    if bad:
+        raise SpecError(f"the NTK scale of group(s) {', '.join(bad)} overflows float64 at width {n}")
+    return out
 
 
 def krylov(rnn: LinearRNN, steps: int) -> Tuple[object, object]:
@@ -254,7 +258,7 @@ def lag_weights_float64(spec: RNNSpec, lags: int, *, dps: int = 30) -> np.ndarra
     beta = np.array([float(b) for b in lag_weights(spec, lags, dps=dps)])
     if not np.all(np.isfinite(beta)):
         raise SpecError(
-            f"lag weights overflow float64 (sigma_w = {float(spec.sigma_w):g} with {lags} lags); "
+            f"lag weights overflow float64 (sigma_w = {spec.to_dict()['sigma_w']} with {lags} lags); "
             "use fewer lags or the exact side (theory)"
         )
     return beta

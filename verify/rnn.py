@@ -100,11 +100,11 @@ def init_rnn(
     draws = be.draws if draws is None else draws
     if draws not in DRAWS:
         raise SpecError(f"draws must be one of {', '.join(DRAWS)}, got {draws!r}")
-    sw, sf, sc = float(spec.sigma_w), float(spec.sigma_f), float(spec.sigma_c)
+    sw, sf, sc = spec.float64("sigma_w"), spec.float64("sigma_f"), spec.float64("sigma_c")
     shapes = [((n, n), sw / math.sqrt(n)), ((n, spec.n_x), sf / math.sqrt(spec.n_x)),
               ((spec.n_y, n), sc / math.sqrt(n))]
     if spec.has_d:
-        shapes.append(((spec.n_y, spec.n_x), float(spec.sigma_d) / math.sqrt(spec.n_x)))
+        shapes.append(((spec.n_y, spec.n_x), spec.float64("sigma_d") / math.sqrt(spec.n_x)))
     mats = []
     if draws == "native" and be.name in ("torch", "cupy"):
         if isinstance(seed, np.random.Generator):
