@@ -13,20 +13,13 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, settings
 
-settings.register_profile(
-    "default",
+_COMMON = dict(
     deadline=None,
-    max_examples=25,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     print_blob=True,
 )
-settings.register_profile(
-    "thorough",
-    deadline=None,
-    max_examples=250,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    print_blob=True,
-)
+settings.register_profile("default", max_examples=25, **_COMMON)
+settings.register_profile("thorough", max_examples=250, **_COMMON)
 settings.load_profile("default")
 
 
