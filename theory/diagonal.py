@@ -44,7 +44,7 @@ from fractions import Fraction
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .precision import Context, check_dps, context, exact, guarded
-from .spec import SpecError, _fraction_text, as_fraction
+from .spec import SpecError, _fraction_text, as_fraction, replace_fields
 
 __all__ = [
     "DiagonalSpec",
@@ -181,12 +181,8 @@ class DiagonalSpec:
         return float(self.max_phase) * (math.pi if self.phase_in_pi else 1.0)
 
     def replace(self, **changes) -> "DiagonalSpec":
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        unknown = set(changes) - set(values)
-        if unknown:
-            raise SpecError(f"unknown field(s) {', '.join(sorted(unknown))}")
-        values.update(changes)
-        return DiagonalSpec(**values)
+        """A copy with some fields changed (validated again)."""
+        return replace_fields(self, changes)
 
     def to_dict(self) -> Dict[str, object]:
         out: Dict[str, object] = {}

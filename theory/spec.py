@@ -17,7 +17,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Mapping, Optional, Union
 
-__all__ = ["RNNSpec", "SpecError", "METRICS", "CONVENTIONS", "GROUPS", "as_fraction"]
+__all__ = ["RNNSpec", "SpecError", "METRICS", "CONVENTIONS", "GROUPS", "as_fraction", "replace_fields"]
 
 METRICS = ("ntk", "variance", "standard")
 CONVENTIONS = ("conv1", "conv2")
@@ -155,12 +155,7 @@ class RNNSpec:
 
     def replace(self, **changes) -> "RNNSpec":
         """A copy with some fields changed (validated again)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        unknown = set(changes) - set(values)
-        if unknown:
-            raise SpecError(f"unknown field(s) {', '.join(sorted(unknown))}")
-        values.update(changes)
-        return RNNSpec(**values)
+        return replace_fields(self, changes)
 
     def to_dict(self) -> Mapping[str, object]:
         """JSON-friendly description (scales as decimal strings when exact, else p/q)."""
@@ -171,6 +166,16 @@ class RNNSpec:
             return v
 
         return {f.name: show(getattr(self, f.name)) for f in fields(self)}
+
+
+def replace_fields(obj, changes: Mapping[str, object]):
+    """A copy of the frozen dataclass ``obj`` with ``changes`` applied, validated again by its constructor."""
+    values = {f.name: getattr(obj, f.name) for f in fields(obj)}
+    unknown = set(changes) - set(values)
+    if unknown:
+        raise SpecError(f"unknown field(s) {', '.join(sorted(unknown))}")
+    values.update(changes)
+    return type(obj)(**values)
 
 
 def _fraction_text(v: Fraction) -> str:
