@@ -17,6 +17,8 @@ import sys
 import time
 from typing import List, Optional, Tuple
 
+from verify.report_json import versioned
+
 from .machine import machine_info, mem_available_bytes
 from .methods import METHODS
 
@@ -144,7 +146,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.json:
         try:
             with open(args.json, "w") as fh:
-                json.dump(result, fh, indent=1)
+                json.dump(versioned(result), fh, indent=1)
         except OSError as exc:
             print(f"python -m benchmarks: error: cannot write {args.json}: {exc.strerror}", file=sys.stderr)
             return 2

@@ -39,6 +39,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from ..cli import UsageError, add_spec_arguments, spec_from_args
+from ..report_json import versioned
 
 TOL64 = 1e-12  # cross-backend float64 (issue 4); see tests/test_backends.py
 TOL_AUTODIFF = 1e-10  # torch.func vs structured (issue 4); see tests/test_autodiff.py
@@ -372,7 +373,7 @@ def run(args) -> int:
     report["wall_seconds"] = time.perf_counter() - start
     ok = all(c["passed"] for c in report["checks"].values()) and not report["errors"]
     report["status"] = "passed" if ok else "FAILED"
-    (out / "gpu_check.json").write_text(json.dumps(_jsonable(report), indent=1))
+    (out / "gpu_check.json").write_text(json.dumps(_jsonable(versioned(report)), indent=1))
     (out / "gpu_check.md").write_text(markdown(report))
     print(markdown(report))
     return 0 if ok else 1

@@ -19,6 +19,7 @@ import numpy as np
 from theory.spec import SpecError
 
 from ..cli import add_spec_arguments, spec_from_args
+from ..report_json import versioned
 
 
 def add_arguments(p) -> None:
@@ -76,7 +77,7 @@ def compute(args) -> dict:
 def run(args) -> int:
     out = compute(args)
     if args.json:
-        print(json.dumps(out))
+        print(json.dumps(versioned(out)))
         return 0
     s = out["spec"]
     L = out["lags"]

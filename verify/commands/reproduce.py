@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import experiments as ex
+from ..report_json import versioned
 
 FULL = dict(widths=[64, 128, 256, 512, 1024, 2048],
             seeds={64: range(8), 128: range(8), 256: range(8), 512: range(8), 1024: range(4), 2048: range(3)},
@@ -65,7 +66,7 @@ def run(args) -> int:
         train_vs_theory=train_vs_theory,
         training=train, synthetic=synth, real_data=real, timings=timings,
     )
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    (out / "summary.json").write_text(json.dumps(versioned(summary), indent=1))
     from . import _reproduce_plots as plots
 
     plots.training_figure(train, out / "training.png")

@@ -28,6 +28,7 @@ from theory.spec import RNNSpec, SpecError
 from theory.weights import lag_weights
 
 from ..progress import progress
+from ..report_json import versioned
 
 
 def _sigma_d(text):
@@ -101,7 +102,7 @@ def compute_weights(args) -> dict:
 def run_weights(args) -> int:
     out = compute_weights(args)
     if args.json:
-        print(json.dumps(out, indent=1))
+        print(json.dumps(versioned(out), indent=1))
         return 0
     s, T = out["spec"], out["lags"]
     phase = f"{s['max_phase']}*pi" if s["phase_in_pi"] else s["max_phase"]
@@ -238,7 +239,7 @@ def run_compare(args) -> int:
         "final output observed, inputs N(0, 1)",
     ]
     with open(os.path.join(args.out, "ssm_compare.json"), "w") as fh:
-        json.dump(summary, fh, indent=1)
+        json.dump(versioned(summary), fh, indent=1)
     png = _figure(args.out, summary, curves, spectra, teachers)
     print(f"wrote {png} and {os.path.join(args.out, 'ssm_compare.json')}")
     print(f"{'model':<34} {'1 % lag':>9} {'eff. rank':>10}" + "".join(f" {'err ' + ' '.join(t.split()[:2]):>22}" for t in teachers))

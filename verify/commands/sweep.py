@@ -18,6 +18,7 @@ from typing import Optional
 import numpy as np
 
 from ..cli import UsageError, add_spec_arguments, spec_from_args
+from ..report_json import versioned
 
 DEFAULT_WIDTHS = (128, 256, 512, 1024, 2048, 4096)
 DEFAULT_SEEDS = 8
@@ -143,7 +144,7 @@ def execute(args, *, command: str) -> int:
     finally:
         if executor is not None:
             executor.shutdown()
-    report = result.to_dict()
+    report = versioned(result.to_dict())
     report["command"] = "python -m verify " + command
     report["workers"] = args.workers
     report["versions"] = versions(args.backend)

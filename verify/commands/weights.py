@@ -13,6 +13,7 @@ from theory.spec import SpecError
 from theory.weights import lag_shares, lag_weights
 
 from ..cli import add_spec_arguments, spec_from_args
+from ..report_json import versioned
 
 GUARD_DPS = 10
 
@@ -72,7 +73,7 @@ def directed_str(value, digits: int, rounding: str) -> str:
 def run(args) -> int:
     out = compute(args)
     if args.json:
-        print(json.dumps(out, indent=1))
+        print(json.dumps(versioned(out), indent=1))
         return 0
     spec = out["spec"]
     digits = min(args.dps, 20)
