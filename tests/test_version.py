@@ -47,3 +47,9 @@ def test_weights_json_report_carries_the_version():
     report = json.loads(proc.stdout)
     assert report["version"] == verify.__version__
     assert len(report["beta"]) == 3
+
+
+def test_citation_file_states_the_package_version():
+    text = (ROOT / "CITATION.cff").read_text()
+    match = re.search(r'^version:\s*"?([^"\n]+)"?\s*$', text, re.M)
+    assert match and match.group(1) == verify.__version__
