@@ -44,11 +44,11 @@ def test_run_writes_report_and_exit_code_follows_verdict(tmp_path, capsys):
 
 
 def test_sweep_json_equals_library_sweep(capsys):
-    from verify.sweep import sweep
+    from verify.sweep import SweepPlan, sweep
 
     rc, out, _ = _run(["sweep", *FAST, "--json", "--base-seed", "4", "--confidence", "0.9"], capsys)
     rep = json.loads(out)
-    lib = sweep(RNNSpec(sigma_w="0.9"), (16, 32, 64), 3, 4, progress=False, base_seed=4, confidence=0.9)
+    lib = sweep(SweepPlan(RNNSpec(sigma_w="0.9"), (16, 32, 64), 3, 4, base_seed=4, confidence=0.9), progress=False)
     assert rc == (0 if lib.verdict == "consistent" else 1)
     assert rep["frob"]["per_seed"] == lib.to_dict()["frob"]["per_seed"]
     assert rep["slope"] == lib.slope.slope and rep["confidence"] == 0.9
@@ -58,12 +58,13 @@ def test_exit_code_1_when_inconsistent(tmp_path, capsys, monkeypatch):
     """The CLI maps an inconsistent verdict to status 1: sweep replaced by one whose errors fall like n^-1."""
     import verify.sweep as vs
 
-    def fake_sweep(spec, widths, seeds, lags, **kw):
+    def fake_sweep(plan, **kw):
+        plan = vs.SweepPlan(plan.spec, plan.widths, 4, plan.lags)
         rng = np.random.default_rng(0)
-        w = np.asarray(sorted(widths), dtype=float)[:, None]
-        E = w ** -1.0 * np.exp(0.1 * rng.standard_normal((len(widths), 4)))
-        z = np.zeros((len(widths), 4, lags))
-        return vs.summarize(spec, widths, range(4), lags, np.ones(lags), E, z, z, E)
+        w = np.asarray(plan.widths, dtype=float)[:, None]
+        E = w ** -1.0 * np.exp(0.1 * rng.standard_normal((len(plan.widths), 4)))
+        z = np.zeros((len(plan.widths), 4, plan.lags))
+        return vs.summarize(plan, vs.SweepDraws(plan.widths, plan.seeds, E, z, z, E), np.ones(plan.lags))
 
     monkeypatch.setattr(vs, "sweep", fake_sweep)
     rc, out, _ = _run(["run", "--widths", "64,128,256,512", "--lags", "3", "--out", str(tmp_path), "--no-figures",

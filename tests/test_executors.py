@@ -17,12 +17,18 @@ import numpy as np
 import pytest
 
 from theory.spec import RNNSpec
-from verify.sweep import sweep
+from verify.backend import ComputeOptions
+from verify.sweep import SweepPlan, sweep
 
 SPEC = RNNSpec(sigma_w="0.7", sigma_f="1", sigma_c="1.2", sigma_d="0.5", n_x=2, n_y=1)
 WIDTHS = (16, 32, 64)
 SEEDS = (0, 1, 5)
 LAGS = 6
+
+
+def run(seeds, *, backend="numpy", executor=None):
+    return sweep(SweepPlan(SPEC, WIDTHS, seeds, LAGS), compute=ComputeOptions(backend=backend), executor=executor,
+                 progress=False)
 
 
 def _same(a, b) -> None:
@@ -35,18 +41,18 @@ def _same(a, b) -> None:
 
 @pytest.fixture(scope="module")
 def serial():
-    return sweep(SPEC, WIDTHS, SEEDS, LAGS, progress=False)
+    return run(SEEDS)
 
 
 def test_thread_pool_equals_serial(serial):
     with ThreadPoolExecutor(max_workers=2) as ex:
-        _same(sweep(SPEC, WIDTHS, SEEDS, LAGS, executor=ex, progress=False), serial)
+        _same(run(SEEDS, executor=ex), serial)
 
 
 def test_process_pool_equals_serial(serial):
     # "spawn": fresh interpreters, as Dask/Ray workers are (no state inherited by fork)
     with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as ex:
-        _same(sweep(SPEC, WIDTHS, SEEDS, LAGS, executor=ex, progress=False), serial)
+        _same(run(SEEDS, executor=ex), serial)
 
 
 class ReversedExecutor(Executor):
@@ -69,21 +75,21 @@ class ReversedExecutor(Executor):
 
 
 def test_execution_order_does_not_matter(serial):
-    _same(sweep(SPEC, WIDTHS, SEEDS, LAGS, executor=ReversedExecutor(), progress=False), serial)
+    _same(run(SEEDS, executor=ReversedExecutor()), serial)
 
 
 def test_seed_subset_is_the_same_draws(serial):
     """A draw depends only on (base_seed, width, seed): a sweep over a subset of seeds repeats its numbers."""
-    sub = sweep(SPEC, WIDTHS, (0, 5), LAGS, progress=False)
+    sub = run((0, 5))
     assert np.array_equal(sub.frob, serial.frob[:, [0, 2]])
 
 
 def test_torch_backend_in_a_thread_pool():
     pytest.importorskip("torch")
-    ref = sweep(SPEC, WIDTHS, (0, 1), LAGS, backend="torch", progress=False)
+    ref = run((0, 1), backend="torch")
     with ThreadPoolExecutor(max_workers=2) as ex:
-        _same(sweep(SPEC, WIDTHS, (0, 1), LAGS, backend="torch", executor=ex, progress=False), ref)
+        _same(run((0, 1), backend="torch", executor=ex), ref)
     # numpy-drawn networks give the numpy sweep's numbers on torch: Theta agrees to ~1e-15 relative
     # (tests/test_backends.py), and frob ~ 0.3 amplifies that by ||Theta|| / ||Theta - limit|| ~ 3
-    num = sweep(SPEC, WIDTHS, (0, 1), LAGS, progress=False)
+    num = run((0, 1))
     assert np.allclose(ref.frob, num.frob, rtol=1e-12, atol=0)

@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 
 from theory.spec import RNNSpec, SpecError
-from verify.backend import BackendError
+from verify.backend import BackendError, ComputeOptions
 from verify.ntk import lag_gram, limit_lag_gram
 from verify.rnn import init_rnn
 from verify.sweep import (
+    SweepDraws,
+    SweepPlan,
     SweepTask,
     fit_slope,
     lag_gram_errors,
@@ -29,7 +31,12 @@ from verify.sweep import (
 )
 
 SPEC = RNNSpec(sigma_w="0.9")
-SMALL = dict(widths=(16, 32, 64), seeds=3, lags=4, progress=False)
+SMALL = dict(widths=(16, 32, 64), seeds=3, lags=4)
+
+
+def run(widths, seeds, lags, *, spec=SPEC, compute=ComputeOptions(), executor=None, **plan):
+    """``sweep`` of ``SweepPlan(spec, widths, seeds, lags, **plan)``, no progress bar."""
+    return sweep(SweepPlan(spec, widths, seeds, lags, **plan), compute=compute, executor=executor, progress=False)
 
 
 def _same(a, b) -> bool:
@@ -87,7 +94,7 @@ def test_task_is_the_documented_draw():
 
 # ------------------------------------------------------------------ sweep mechanics
 def test_sweep_shapes_keys_and_json():
-    res = sweep(SPEC, **SMALL, base_seed=3)
+    res = run(**SMALL, base_seed=3)
     assert res.frob.shape == (3, 3) and res.diag_rel.shape == (3, 3, 4) and res.offdiag.shape == (3, 3)
     assert res.seed_sequences[0] == [3, 16, 0] and len(res.seed_sequences) == 9
     d = res.to_dict()
@@ -105,31 +112,31 @@ def test_sweep_shapes_keys_and_json():
 
 
 def test_sweep_order_and_seed_list_do_not_matter():
-    a = sweep(SPEC, (64, 16, 32), (0, 1, 2), 4, progress=False)
-    b = sweep(SPEC, **SMALL)
+    a = run((64, 16, 32), (0, 1, 2), 4)
+    b = run(**SMALL)
     assert a.widths == (16, 32, 64) and _same(a, b)
     # a draw does not depend on the other draws of the sweep
-    c = sweep(SPEC, (16, 32, 64, 128), (2, 5), 4, progress=False)
+    c = run((16, 32, 64, 128), (2, 5), 4)
     np.testing.assert_array_equal(c.frob[:3, 0], b.frob[:, 2])
 
 
 def test_thread_pool_equals_serial_bit_for_bit():
-    serial = sweep(SPEC, **SMALL)
+    serial = run(**SMALL)
     with ThreadPoolExecutor(max_workers=3) as ex:
-        threaded = sweep(SPEC, **SMALL, executor=ex)
+        threaded = run(**SMALL, executor=ex)
     assert _same(serial, threaded)
 
 
 def test_process_pool_equals_serial_bit_for_bit():
     kw = dict(SMALL, widths=(8, 16, 24), seeds=2)
-    serial = sweep(SPEC, **kw)
+    serial = run(**kw)
     with ProcessPoolExecutor(max_workers=2) as ex:
-        pooled = sweep(SPEC, **kw, executor=ex)
+        pooled = run(**kw, executor=ex)
     assert _same(serial, pooled)
 
 
 def test_bias_probe_shares_the_sweeps_draws():
-    res = sweep(SPEC, **SMALL, bias_seeds=5, bias_widths=(32, 16))
+    res = run(**SMALL, bias_seeds=5, bias_widths=(32, 16))
     assert res.has_probe and res.bias_widths == (16, 32) and res.bias_seeds == tuple(range(5))
     assert res.bias_diag_signed.shape == (2, 5, 4)
     # probe seeds 0..2 at 16 and 32 are the sweep's own draws
@@ -138,7 +145,7 @@ def test_bias_probe_shares_the_sweeps_draws():
     assert bt.shape == (2, 4)
     m, _ = t_interval(res.rel_signed(probe=True)[1], res.confidence, axis=0)
     np.testing.assert_allclose(bt[1], 32 * m, rtol=1e-14)
-    no_probe = sweep(SPEC, **SMALL)
+    no_probe = run(**SMALL)
     assert not no_probe.has_probe and no_probe.bias_table()[0].shape == (3, 4)
 
 
@@ -159,17 +166,19 @@ def test_bias_probe_shares_the_sweeps_draws():
     ],
 )
 def test_sweep_rejects_bad_arguments(kwargs, match):
-    kw = dict(lags=4, progress=False)
+    kw = dict(lags=4)
     kw.update(kwargs)
     with pytest.raises(SpecError, match=match):
-        sweep(SPEC, kw.pop("widths"), kw.pop("seeds"), kw.pop("lags"), **kw)
+        SweepPlan(SPEC, kw.pop("widths"), kw.pop("seeds"), kw.pop("lags"), **kw)
 
 
 def test_sweep_rejects_bad_backend_before_any_work():
     with pytest.raises(BackendError):
-        sweep(SPEC, (16, 32, 64), 2, 4, backend="nope", progress=False)
+        run((16, 32, 64), 2, 4, compute=ComputeOptions(backend="nope"))
     with pytest.raises(SpecError, match="zero"):
-        sweep(RNNSpec(sigma_w="0.9", lr_w=0, lr_f=0, lr_c=0), (16, 32, 64), 2, 4, progress=False)
+        run((16, 32, 64), 2, 4, spec=RNNSpec(sigma_w="0.9", lr_w=0, lr_f=0, lr_c=0))
+    with pytest.raises(SpecError, match="SweepPlan"):
+        sweep(SPEC)
 
 
 # ------------------------------------------------------------------ statistics
@@ -230,7 +239,7 @@ def _summary(E, **kw):
     K, S = E.shape
     L = 3
     z = np.zeros((K, S, L))
-    return summarize(SPEC, WIDTHS, tuple(range(S)), L, np.ones(L), E, z, z, E, **kw)
+    return summarize(SweepPlan(SPEC, WIDTHS, S, L, **kw), SweepDraws(WIDTHS, tuple(range(S)), E, z, z, E), np.ones(L))
 
 
 def test_verdict_rules_on_known_laws():
@@ -275,6 +284,6 @@ def test_real_sweep_small_widths_is_consistent():
     Fixed seeds, so deterministic; with a fresh base seed it fails with probability <= 2 % plus the
     decay rule's (slope se ~0.1 here; base seeds 0..7 all passed).  Fewer widths lack power:
     widths 64..1024 gave a slope interval of half-width 0.6."""
-    res = sweep(SPEC, (32, 64, 128, 256, 512, 1024, 2048), 6, 4, progress=False, base_seed=0)
+    res = run((32, 64, 128, 256, 512, 1024, 2048), 6, 4, base_seed=0)
     assert res.verdict == "consistent", [r.detail for r in res.rules]
     assert res.slope.interval[0] <= -0.5 <= res.slope.interval[1]

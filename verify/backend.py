@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Backend", "BackendError", "get_backend", "BACKENDS", "DEVICES", "DRAWS", "to_numpy"]
+__all__ = ["Backend", "BackendError", "ComputeOptions", "get_backend", "BACKENDS", "DEVICES", "DRAWS", "to_numpy"]
 
 BACKENDS = ("numpy", "array-api-strict", "torch", "cupy")
 DEVICES = ("cpu", "cuda")
@@ -88,6 +88,34 @@ class Backend:
             import cupy
 
             cupy.cuda.Device().synchronize()
+
+
+@dataclass(frozen=True)
+class ComputeOptions:
+    """Where finite-width arrays are computed: the knobs that travel together.
+
+    ``backend`` (one of :data:`BACKENDS`), ``device`` (one of :data:`DEVICES`),
+    ``dtype`` ("float64" or "float32") and ``draws`` (one of :data:`DRAWS`).
+    Plain strings, so the options are picklable and compare by value; nothing
+    is imported until :meth:`backend_namespace` is called.
+
+    >>> ComputeOptions().to_dict()
+    {'name': 'numpy', 'device': 'cpu', 'dtype': 'float64', 'draws': 'numpy'}
+    """
+
+    backend: str = "numpy"
+    device: str = "cpu"
+    dtype: str = "float64"
+    draws: str = "numpy"
+
+    def backend_namespace(self) -> "Backend":
+        """The :class:`Backend` these options name (:func:`get_backend`; one-line
+        :class:`BackendError` when it is not installed or the device is absent)."""
+        return get_backend(self.backend, self.device, self.dtype, draws=self.draws)
+
+    def to_dict(self) -> dict:
+        """``{"name", "device", "dtype", "draws"}``: the ``"backend"`` entry of a report."""
+        return {"name": self.backend, "device": self.device, "dtype": self.dtype, "draws": self.draws}
 
 
 def get_backend(name: str = "numpy", device: str = "cpu", dtype: str = "float64", draws: str = "numpy") -> Backend:

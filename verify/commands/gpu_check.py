@@ -291,8 +291,8 @@ def markdown(report: Dict[str, Any]) -> str:
 
 # -------------------------------------------------------------------------- main
 def run(args) -> int:
-    from ..backend import get_backend
-    from ..sweep import sweep
+    from ..backend import ComputeOptions, get_backend
+    from ..sweep import SweepPlan, sweep
 
     start = time.perf_counter()
     deadline = start + float(args.time_limit)
@@ -351,8 +351,8 @@ def run(args) -> int:
     report["dropped_widths"] = [n for n in widths if n not in sweep_widths]
     if len(sweep_widths) >= 3:
         try:
-            res = sweep(spec, sweep_widths, seeds, lags, backend=args.backend, device=args.device,
-                        dtype=args.dtype, draws=args.draws, progress=True)
+            res = sweep(SweepPlan(spec, sweep_widths, seeds, lags),
+                        compute=ComputeOptions(args.backend, args.device, args.dtype, args.draws), progress=True)
             d = res.to_dict()
             fm, fh = res.frob_mean()
             report["sweep"] = {

@@ -117,9 +117,14 @@ def versions(backend: str) -> dict:
 
 def execute(args, *, command: str) -> int:
     """Run the sweep described by ``args``, print, write ``--out``; exit status from the verdict."""
-    from ..sweep import sweep
+    from ..backend import ComputeOptions
+    from ..sweep import SweepPlan, sweep
 
     spec = spec_from_args(args)
+    plan = SweepPlan(spec, args.widths, args.seeds, args.lags, base_seed=args.base_seed,
+                     bias_seeds=args.bias_seeds, bias_widths=args.bias_widths, confidence=args.confidence,
+                     slope_model=args.slope_model)
+    compute = ComputeOptions(args.backend, args.device, args.dtype, args.draws)
     out = Path(args.out) if args.out else None
     if out is not None:  # fail before the work, not after it
         try:
@@ -136,11 +141,8 @@ def execute(args, *, command: str) -> int:
         ctx = multiprocessing.get_context("spawn") if args.device == "cuda" else None
         executor = ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx)
     try:
-        result = sweep(spec, args.widths, args.seeds, args.lags, backend=args.backend, device=args.device,
-                       dtype=args.dtype, draws=args.draws, executor=executor,
-                       progress=not (args.quiet or getattr(args, "json", False)), base_seed=args.base_seed,
-                       confidence=args.confidence, slope_model=args.slope_model,
-                       bias_seeds=args.bias_seeds, bias_widths=args.bias_widths)
+        result = sweep(plan, compute=compute, executor=executor,
+                       progress=not (args.quiet or getattr(args, "json", False)))
     finally:
         if executor is not None:
             executor.shutdown()
@@ -189,7 +191,7 @@ def format_result(result) -> str:
     lines.append(f"Empirical lag Gram vs closed form: metric {sd['metric']}, {sd['convention']}, "
                  f"s_W = {sd['sigma_w']}, s_F = {sd['sigma_f']}, s_C = {sd['sigma_c']}, s_D = {sd['sigma_d']}, "
                  f"n_x = {sd['n_x']}, n_y = {sd['n_y']}, {result.lags} lags, {len(result.seeds)} seeds/width, "
-                 f"backend {result.backend}/{result.device}/{result.dtype}")
+                 f"backend {result.compute.backend}/{result.compute.device}/{result.compute.dtype}")
     lines.append("")
     fm, fh = result.frob_mean()
     gm, glo, ghi = result.frob_geomean()
