@@ -52,6 +52,7 @@ __all__ = [
     "covariance_entries",
     "expected_sq_error",
     "RAW_GROUPS",
+    "planar",
 ]
 
 RAW_GROUPS = ("C", "F", "W")
@@ -255,10 +256,53 @@ def raw_covariance(g: str, m1: int, m1p: int, h: str, m2: int, m2p: int, order: 
     """
     _check_index(m1, m1p)
     _check_index(m2, m2p)
+    if order is not None and order <= 1:
+        return _leading_covariance(g, m1, m1p, h, m2, m2p).truncate(order)
     acc, q = _expand([(g, m1, m1p), (h, m2, m2p)])
     second = _evaluate(acc, q, order)
     product = (raw_mean(g, m1, m1p) * raw_mean(h, m2, m2p)).truncate(order)
     return second - product
+
+
+@lru_cache(maxsize=None)
+def planar(word: str) -> int:
+    """``phi(w) = lim (1/n) E tr(w)``: the leading coefficient (non-crossing pairings of W with W^T).
+
+    >>> planar("TTWW"), planar("TWTW"), planar("")
+    (1, 0, 1)
+    """
+    return engine().moment([word], 0).get(1, 0) if word else 1
+
+
+def _leading_covariance(g: str, m1: int, m1p: int, h: str, m2: int, m2p: int) -> InvPoly:
+    """The ``1/n`` coefficient of ``Cov(theta_g, theta_h)`` (its constant term is 0).
+
+    Expand both in quadratic forms of ``c~`` and ``f~``.  Up to order ``1/n`` the
+    fully factorized Isserlis term cancels the product of the means (a joint
+    cumulant of traces lies two orders below their product), terms with two
+    traces fewer are ``O(1/n^2)``, and the rest are one cross pairing of a form
+    of ``theta_g`` with a form of ``theta_h`` in the same vector, whose leading
+    order factorizes into planar moments:
+
+        n Cov -> sum_terms sum_(v shared) [phi(A_v B_v^T) + phi(A_v B_v)] prod_(other forms) phi.
+    """
+    xs, _ = _terms(g, m1, m1p)
+    ys, _ = _terms(h, m2, m2p)
+    total = 0
+    for xc, xf in xs:
+        for yc, yf in ys:
+            for a, b, others in ((xc, yc, (xf, yf)), (xf, yf, (xc, yc))):
+                if a is None or b is None:
+                    continue
+                rest = 1
+                for w in others:
+                    if w is not None:
+                        rest *= planar(w)
+                        if not rest:
+                            break
+                if rest:
+                    total += rest * (planar(a + transpose_word(b)) + planar(a + b))
+    return InvPoly.of([0, total])
 
 
 def _check_index(m: int, mp: int) -> None:
