@@ -38,7 +38,8 @@ def _blas() -> Dict[str, Any]:
         from threadpoolctl import threadpool_info
 
         return {"source": "threadpoolctl", "pools": [
-            {k: p.get(k) for k in ("user_api", "internal_api", "version", "num_threads", "threading_layer", "architecture")}
+            {k: p.get(k) for k in ("user_api", "internal_api", "version", "num_threads", "threading_layer",
+                                   "architecture")}
             for p in threadpool_info()
         ]}
     except ImportError:
@@ -48,7 +49,8 @@ def _blas() -> Dict[str, Any]:
     try:
         cfg = np.show_config(mode="dicts")
         blas = cfg.get("Build Dependencies", {}).get("blas", {})
-        return {"source": "numpy.show_config (threadpoolctl not installed; thread count = env vars or the BLAS default)",
+        return {"source": "numpy.show_config (threadpoolctl not installed; thread count = env vars or the BLAS "
+                          "default)",
                 "name": blas.get("name"), "version": blas.get("version"),
                 "configuration": blas.get("openblas configuration")}
     except TypeError:  # numpy < 1.26 has no mode=

@@ -1,7 +1,7 @@
 """Peak memory of one method, measured in a fresh subprocess.
 
-``python -m benchmarks.memprobe '{"method": ..., "n": ..., "T": ..., "batch": ..., "max_bytes": ..., "tracemalloc": true}'``
-prints one JSON line.
+``python -m benchmarks.memprobe '{"method": ..., "n": ..., "T": ..., "batch": ..., "max_bytes": ...,
+"tracemalloc": true}'`` prints one JSON line.
 
 How: the subprocess imports everything the method needs and builds the
 problem, then resets the kernel's resident-set high-water mark (writing ``5``

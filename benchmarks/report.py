@@ -10,7 +10,7 @@ def _table(headers: Sequence[str], rows: List[Sequence[str]], markdown: bool) ->
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(lines)
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    fmt = "  ".join("{:<%d}" % w for w in widths)
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([fmt.format(*headers), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows])
 
 
@@ -92,7 +92,7 @@ def machine_text(info: Dict) -> str:
         f"torch {info.get('torch')} ({info.get('torch_threads')} intra-op threads), mpmath {info.get('mpmath')} "
         f"(backend {info.get('mpmath_backend')})",
         f"- BLAS: {blas_s}",
-        f"- thread variables: " + ", ".join(f"{k}={v}" for k, v in info.get("thread_env", {}).items()),
+        "- thread variables: " + ", ".join(f"{k}={v}" for k, v in info.get("thread_env", {}).items()),
     ]
     return "\n".join(lines)
 

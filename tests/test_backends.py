@@ -18,7 +18,8 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from theory.spec import RNNSpec, SpecError
 from verify.backend import Backend, BackendError, get_backend, to_numpy
@@ -407,8 +408,8 @@ def test_gpu_check_drops_widths_that_do_not_fit_the_time_limit(tmp_path):
 
 def test_gpu_check_runs_the_property_tests(tmp_path):
     """The pytest step: a subprocess on this file with a recorded hypothesis seed (here a small -k)."""
-    from argparse import Namespace
     import time
+    from argparse import Namespace
 
     from verify.commands.gpu_check import run_pytest
 

@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from theory.diagonal import (
-    DiagonalSpec,
     P0,
     P2,
+    DiagonalSpec,
     c0,
     c2,
     implicit_bias_solution,

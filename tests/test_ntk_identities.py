@@ -18,14 +18,11 @@ Norms and tolerances
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
-import pytest
-from hypothesis import assume, given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from theory import kernel as exact_kernel
-from theory.spec import RNNSpec
 from theory.weights import lag_shares
 from verify import strategies as vst
 from verify.ntk import empirical_ntk, lag_gram, ntk_from_lag_gram

@@ -57,9 +57,10 @@ with S = 32).  Over those 150 null repetitions the extreme t values were
 whose right skew makes the t statistic's left tail heavy) and -7.06 for Delta,
 against q = 8.1: the band is not loose, and the nominal 1e-6 should be read as
 an approximation at long lags.  Bonferroni is conservative (the statistics are
-strongly correlated).  Larger n (the slow variant, n = 2048) reduces the skew.  Exploding specifications (s_W > 1) need no special case: each
-statistic is compared with its own standard error, i.e. relatively, and L <= 16
-keeps every weight far inside float64.
+strongly correlated).  Larger n (the slow variant, n = 2048) reduces the skew.
+Exploding specifications (s_W > 1) need no special case: each statistic is compared
+with its own standard error, i.e. relatively, and L <= 16 keeps every weight far
+inside float64.
 
 Power (the test can fail): :func:`test_power_detects_perturbed_closed_form` keeps
 the draws fixed and shows that the same check rejects ``1.05 beta``, the other
@@ -72,7 +73,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
 from scipy import stats
 
 from theory.spec import RNNSpec

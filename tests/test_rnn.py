@@ -13,7 +13,8 @@ import dataclasses
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from theory.spec import RNNSpec, SpecError
 from verify import strategies as vst
@@ -199,7 +200,8 @@ def test_linear_rnn_shape_errors(W, F, C, D, needle):
 
 def test_forward_and_impulse_response_errors():
     rnn = init_rnn(RNNSpec(sigma_w="0.5", n_x=2), 4, 0)
-    for X, needle in ((np.ones((1, 3, 3)), "n_x = 3"), (np.ones((3, 2)), "(B, T, n_x)"), (np.ones((0, 3, 2)), "non-empty")):
+    cases = ((np.ones((1, 3, 3)), "n_x = 3"), (np.ones((3, 2)), "(B, T, n_x)"), (np.ones((0, 3, 2)), "non-empty"))
+    for X, needle in cases:
         with pytest.raises(SpecError) as e:
             forward(rnn, X)
         assert needle in _one_line(e)

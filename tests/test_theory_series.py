@@ -31,7 +31,7 @@ lrs = st.sampled_from([Fraction(0), Fraction(1, 2), Fraction(1), Fraction(3)]) |
 
 
 @st.composite
-def specs(draw, sigma_w=decimals("0", "0.95", 3), lr=True):
+def specs(draw, sigma_w=decimals("0", "0.95", 3), lr=True):  # noqa: B008 - a strategy object, never mutated
     has_d = draw(st.booleans())
     spec = RNNSpec(
         sigma_w=draw(sigma_w),

@@ -22,6 +22,7 @@ from theory.precision import context
 from theory.spec import CONVENTIONS, METRICS, RNNSpec, SpecError
 from theory.weights import lag_shares, lag_weights, markov_coefficients, nngp_lag_variances
 
+
 # ---------------------------------------------------------------- strategies
 def decimals(lo: str, hi: str, places: int = 3):
     """Exact decimal rationals in [lo, hi] with ``places`` decimals (the CLI's input form)."""

@@ -5,7 +5,8 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from theory.bias import design_matrix, unweighted_min_norm, weighted_min_norm
 from theory.spec import RNNSpec, SpecError

@@ -3,10 +3,6 @@ linear-RNN implicit-bias theorem, in arbitrary precision (mpmath, no randomness)
 
 ``theory`` never imports ``verify``.
 """
-from .spec import CONVENTIONS, GROUPS, METRICS, RNNSpec, SpecError
-from .weights import lag_shares, lag_weights, markov_coefficients, nngp_lag_variances
-from .series import Series, mean_lag, memory_horizon, peak_lag, series, tail_weight, total_weight
-from .kernel import conv_kernel, nngp, ntk
 from .bias import (
     MinNormSolution,
     design_matrix,
@@ -16,6 +12,10 @@ from .bias import (
     unweighted_min_norm,
     weighted_min_norm,
 )
+from .kernel import conv_kernel, nngp, ntk
+from .series import Series, mean_lag, memory_horizon, peak_lag, series, tail_weight, total_weight
+from .spec import CONVENTIONS, GROUPS, METRICS, RNNSpec, SpecError
+from .weights import lag_shares, lag_weights, markov_coefficients, nngp_lag_variances
 
 __all__ = [
     "RNNSpec", "SpecError", "METRICS", "CONVENTIONS", "GROUPS",

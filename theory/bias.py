@@ -29,7 +29,8 @@ value), ``X B X^T`` is formed in exact integer arithmetic, and only the linear
 solve is rounded: it runs in mpmath at a working precision ``wp`` (starting at
 ``dps`` + the decades spanned by beta + 20) that is raised until two solves, at
 ``wp`` and more, agree to ``dps`` digits in every entry of ``L - L(0)`` (entries
-below ``10^-wp`` times the largest are held to that absolute level).  **Why float64 fails** (:func:`min_norm_response_float64`): for
+below ``10^-wp`` times the largest are held to that absolute level).
+**Why float64 fails** (:func:`min_norm_response_float64`): for
 ``s_W = 0.5`` and about 100 lags beta spans 60 decades.  Nothing underflows
 (``1e-60`` is far inside the float64 range), but every entry of ``X B X^T`` is a
 sum whose terms range over those 60 decades, so rounding to 16 digits erases the
@@ -304,7 +305,10 @@ def weighted_min_norm(spec: RNNSpec, Phi, y, *, L0=None, dps: int = 30) -> MinNo
     for l in range(lags):
         for a in range(n_y):
             for i in range(spec.n_x):
-                L[l, a, i] = ctx.mpf(L0a[l, a, i].numerator) / L0a[l, a, i].denominator if l not in keep else sol.response[keep.index(l), a, i]
+                if l in keep:
+                    L[l, a, i] = sol.response[keep.index(l), a, i]
+                else:
+                    L[l, a, i] = ctx.mpf(L0a[l, a, i].numerator) / L0a[l, a, i].denominator
     return MinNormSolution(L, sol.alpha, dps, sol.working_dps)
 
 

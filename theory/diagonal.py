@@ -41,7 +41,7 @@ import math
 import re
 from dataclasses import dataclass, fields
 from fractions import Fraction
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .precision import Context, check_dps, context, exact, guarded
 from .spec import SpecError, _fraction_text, as_fraction, replace_fields
@@ -196,7 +196,7 @@ class DiagonalSpec:
 _MAX_EXTRA = 4  # at most this many times the working precision in guard bits
 
 
-def _stable(ctx: Context, terms: Callable[[], Tuple[object, object]]):
+def _stable(ctx: Context, terms: Callable[[], Tuple[Any, Any]]):
     """Evaluate ``terms() -> (value, scale)`` with guard bits covering the cancellation.
 
     ``scale`` bounds the magnitude of the terms that were added; the bits lost
@@ -397,8 +397,8 @@ class DiagonalKernel:
     of mpmath numbers; ``normalized_by_n`` is True for the "lru" scaling
     (the object is ``lim Theta_n / n``)."""
 
-    total: List[List[object]]
-    shares: Dict[str, List[List[object]]]
+    total: List[List[Any]]
+    shares: Dict[str, List[List[Any]]]
     spec: DiagonalSpec
     lags: int
     dps: int
@@ -463,7 +463,7 @@ def lag_kernel(spec: DiagonalSpec, lags: int, *, dps: int = 30) -> DiagonalKerne
     with guarded(ctx, 10):
         t = _tables(spec, lags, ctx, groups if spec.scaling == "ntk" else ())
         zero = ctx.mpf(0)
-        shares: Dict[str, List[List[object]]] = {}
+        shares: Dict[str, List[List[Any]]] = {}
         for g in groups:
             lr = exact(ctx, spec.lr(g))
             if spec.scaling == "lru":
@@ -493,7 +493,7 @@ def lag_kernel_diagonal(spec: DiagonalSpec, lag_list: Sequence[int], *, dps: int
     out = []
     with guarded(ctx, 10):
         c0v, c2v = ctx.mpf(1), c2(spec, 0, ctx)
-        t = {"c0": [c0v], "c2": [c2v]}
+        t: Dict[str, Any] = {"c0": [c0v], "c2": [c2v]}
         for l in lag_list:
             if isinstance(l, bool) or not isinstance(l, int) or l < 0:
                 raise SpecError(f"lags must be non-negative integers, got {l!r}")
@@ -569,7 +569,7 @@ def s4d_c_share(kind: str, lags: int, *, state_size: int = 64, dt="0.01", sigma_
     sc2 = as_fraction(sigma_c2, "sigma_c2")
     with guarded(ctx, 20):
         modes = _s4d_modes(kind, state_size, dt, ctx)
-        out = [[None] * lags for _ in range(lags)]
+        out: List[List[Any]] = [[None] * lags for _ in range(lags)]
         scv = exact(ctx, sc2)
         for l in range(lags):
             for lp in range(l, lags):

@@ -39,7 +39,7 @@ def context(dps: int, interval: bool = False) -> Context:
     return ctx
 
 
-def exact(ctx: Context, value: Fraction):
+def exact(ctx: Context, value: Union[Fraction, int]):
     """``value`` in ``ctx``: correctly rounded (mp) or an enclosing interval (iv)."""
     value = Fraction(value)
     if isinstance(ctx, MPIntervalContext):

@@ -52,10 +52,10 @@ class _Parts:
         self.ctx = ctx
         self.r = exact(ctx, coef.r)
         self.q = exact(ctx, 1 - coef.r)
-        self.A = exact(ctx, sum(coef.a.values()))
-        self.B = exact(ctx, sum(coef.b.values()))
-        self.Aq = sum(coef.a.values())
-        self.Bq = sum(coef.b.values())
+        self.Aq = sum(coef.a.values(), Fraction(0))
+        self.Bq = sum(coef.b.values(), Fraction(0))
+        self.A = exact(ctx, self.Aq)
+        self.B = exact(ctx, self.Bq)
         self.dq = coef.d if coef.d is not None else Fraction(0)
         self.d = exact(ctx, self.dq)
         self.rq = coef.r

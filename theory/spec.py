@@ -12,12 +12,12 @@ evaluates them at any precision, the finite-width side rounds them to float64.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from fractions import Fraction
-from typing import Mapping, Optional, Union
+from typing import TYPE_CHECKING, Mapping, Optional, Union
 
-__all__ = ["RNNSpec", "SpecError", "METRICS", "CONVENTIONS", "GROUPS", "as_fraction", "replace_fields"]
+__all__ = ["RNNSpec", "SpecError", "Scalar", "METRICS", "CONVENTIONS", "GROUPS", "as_fraction", "replace_fields"]
 
 METRICS = ("ntk", "variance", "standard")
 CONVENTIONS = ("conv1", "conv2")
@@ -100,6 +100,24 @@ class RNNSpec:
     lr_f: Fraction = Fraction(1)
     lr_c: Fraction = Fraction(1)
     lr_d: Fraction = Fraction(1)
+
+    if TYPE_CHECKING:  # what the constructor accepts; __post_init__ stores every scale as a Fraction
+
+        def __init__(
+            self,
+            sigma_w: Scalar,
+            sigma_f: Scalar = ...,
+            sigma_c: Scalar = ...,
+            sigma_d: Optional[Scalar] = ...,
+            n_x: int = ...,
+            n_y: int = ...,
+            metric: str = ...,
+            convention: str = ...,
+            lr_w: Scalar = ...,
+            lr_f: Scalar = ...,
+            lr_c: Scalar = ...,
+            lr_d: Scalar = ...,
+        ) -> None: ...
 
     def __post_init__(self) -> None:
         for name in ("sigma_w", "sigma_f", "sigma_c", "lr_w", "lr_f", "lr_c", "lr_d"):

@@ -21,7 +21,7 @@ The NTK between outputs is ``delta_ab sum_l beta_l <x_(t-l), x'_(t'-l)> / n_x``.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Dict, List, NamedTuple, Tuple
+from typing import Dict, List, NamedTuple
 
 from .precision import Context, context, exact, guarded
 from .spec import RNNSpec, SpecError
@@ -66,7 +66,7 @@ def markov_coefficients(spec: RNNSpec) -> MarkovCoefficients:
     if spec.metric == "ntk":
         a = {"C": c2 * f2, "F": c2 * f2, "W": zero}
         b = {"C": zero, "F": zero, "W": c2 * f2 * r}
-        d = spec.sigma_d**2 if spec.has_d else None
+        d = spec.sigma("D") ** 2 if spec.has_d else None
     elif spec.metric == "variance":
         a = {"C": f2, "F": c2, "W": zero}
         b = {"C": zero, "F": zero, "W": c2 * f2}
@@ -174,5 +174,5 @@ def nngp_lag_variances(spec: RNNSpec, lags: int, *, dps: int = 50, interval: boo
         markov = [base * p for p in pw]
         out = markov if spec.convention == "conv1" else [ctx.mpf(0)] + markov[: lags - 1]
         if spec.has_d:
-            out[0] = out[0] + exact(ctx, spec.sigma_d**2)
+            out[0] = out[0] + exact(ctx, spec.sigma("D") ** 2)
     return [+v for v in out]

@@ -41,7 +41,7 @@ unless ``device`` says otherwise; results are numpy float64 arrays of shape
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional
 
 import numpy as np
 
@@ -140,7 +140,7 @@ def jacobian_ntk(rnn: LinearRNN, spec: RNNSpec, X, Xp=None, *, device: Optional[
         Jp = J if Xp is None else jac(deltas, Xpt)
         B, T = Xt.shape[:2]
         Bp, Tp = Xpt.shape[:2]
-        K = None
+        K: Any = None
         for g in deltas:
             a = J[g].reshape(B * T * ny, -1)
             c = Jp[g].reshape(Bp * Tp * ny, -1)

@@ -21,7 +21,7 @@ def sunspots_monthly() -> np.ndarray:
     The file has a text header and footer: only lines starting with a 4-digit year are data
     (12 months per line, the last line 6).
     """
-    vals = []
+    vals: list = []
     for line in _text("sunspots_monthly.dat").splitlines():
         parts = line.split()
         if parts and len(parts[0]) == 4 and parts[0].isdigit():

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 
@@ -70,7 +70,8 @@ class DiagonalRNN:
         return int(self.nu.shape[0])
 
     def replace(self, **changes) -> "DiagonalRNN":
-        vals = dict(nu=self.nu, theta=self.theta, gamma=self.gamma, B=self.B, C=self.C, D=self.D, spec=self.spec)
+        vals: Dict[str, Any] = dict(nu=self.nu, theta=self.theta, gamma=self.gamma, B=self.B, C=self.C, D=self.D,
+                                    spec=self.spec)
         vals.update(changes)
         return DiagonalRNN(**vals)
 
@@ -216,7 +217,7 @@ def lag_gram(m: DiagonalRNN, lags: int, *, chunk: Optional[int] = None) -> Empir
         dmat[0, 0] = dval / (n if spec.scaling == "lru" else 1)
         shares["D"] = dmat
         var["D"] = np.zeros((T, T))
-    total = sum(shares[g] for g in shares)
+    total = sum((shares[g] for g in shares), np.zeros((T, T)))
     return EmpiricalLagGram(total, shares, var["total"], {g: var[g] for g in shares}, n, spec.scaling == "lru")
 
 
@@ -309,7 +310,7 @@ def width_sweep(spec: DiagonalSpec, lags: int, widths, seeds, *, dps: int = 30, 
     iu = np.triu_indices(lags)
     rows = []
     jobs = [(n, s) for n in widths for s in seeds]
-    res = {}
+    res: Dict[int, list] = {}
     for n, s in progress(jobs, desc="ssm width sweep", enabled=None if show_progress else False):
         G = lag_gram(init_diagonal(spec, n, s), lags)
         zs = [zscores(G.shares[g], lim[g], G.var_shares[g])[iu] for g in G.shares]
@@ -321,6 +322,10 @@ def width_sweep(spec: DiagonalSpec, lags: int, widths, seeds, *, dps: int = 30, 
         r = res[n]
         errs = np.array([e for _, _, e in r])
         rows.append({"width": int(n), "max_abs_z": max(z for z, _, _ in r), "count": r[0][1],
-                     "rel_error": float(errs.mean()), "rel_error_sd": float(errs.std(ddof=1)) if len(errs) > 1 else 0.0})
-    slope = float(np.polyfit(np.log([r["width"] for r in rows]), np.log([r["rel_error"] for r in rows]), 1)[0]) if len(rows) > 1 else float("nan")
+                     "rel_error": float(errs.mean()),
+                     "rel_error_sd": float(errs.std(ddof=1)) if len(errs) > 1 else 0.0})
+    if len(rows) > 1:
+        slope = float(np.polyfit(np.log([r["width"] for r in rows]), np.log([r["rel_error"] for r in rows]), 1)[0])
+    else:
+        slope = float("nan")
     return rows, slope

@@ -14,7 +14,7 @@ Every draw is seeded; results are plain dicts of floats and lists (JSON-ready).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -30,7 +30,7 @@ from .train import plan_gd, relative_distance, scm_matching, train_rnn, train_sc
 __all__ = ["training_vs_theory", "synthetic", "real_data", "TRAIN_SETTING"]
 
 # The spec's training setting (shared/spec/theory.md, section 5).
-TRAIN_SETTING = dict(sigma_w="0.8", T=10, n_train=6, n_test=500, rho=0.9, data_seed=1)
+TRAIN_SETTING: Dict[str, Any] = dict(sigma_w="0.8", T=10, n_train=6, n_test=500, rho=0.9, data_seed=1)
 
 
 def _teacher_targets(X: np.ndarray, teacher: np.ndarray) -> np.ndarray:
@@ -93,7 +93,7 @@ def training_vs_theory(widths: Sequence[int], seeds, *, sigma_w: str = TRAIN_SET
     summary = []
     for n in widths:
         sel = [r for r in rows if r["width"] == n]
-        agg = {"width": n, "seeds": len(sel)}
+        agg: Dict[str, Any] = {"width": n, "seeds": len(sel)}
         for key in ("dist_weighted", "dist_unweighted", "loss_curve_gap", "test_gap", "final_loss"):
             v = np.array([r[key] for r in sel])
             agg[key + "_mean"] = float(v.mean())

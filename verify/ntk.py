@@ -22,10 +22,11 @@ all work (the namespace is taken from the network's arrays).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
-from array_api_compat import array_namespace, device as _device
+from array_api_compat import array_namespace
+from array_api_compat import device as _device
 
 from theory.spec import RNNSpec, SpecError
 from theory.weights import check_lags
@@ -49,8 +50,8 @@ class LagGram:
     """Lag Gram of one network: ``total`` and per-group ``shares``, each of shape
     ``(L, n_y, n_x, L, n_y, n_x)``, lags ``0..L-1`` in the spec's convention."""
 
-    total: object
-    shares: Dict[str, object]
+    total: Any
+    shares: Dict[str, Any]
     spec: RNNSpec
     n: int
 

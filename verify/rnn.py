@@ -187,7 +187,7 @@ def impulse_response(rnn: LinearRNN, lags: int, convention: str = "conv1"):
 
 def save_rnn(rnn: LinearRNN, path: Union[str, Path]) -> None:
     """Write ``W``, ``F``, ``C`` and (if present) ``D`` to an ``.npz`` file."""
-    arrays = {"W": to_numpy(rnn.W), "F": to_numpy(rnn.F), "C": to_numpy(rnn.C)}
+    arrays: dict[str, Any] = {"W": to_numpy(rnn.W), "F": to_numpy(rnn.F), "C": to_numpy(rnn.C)}
     if rnn.D is not None:
         arrays["D"] = to_numpy(rnn.D)
     np.savez(path, **arrays)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
-from array_api_compat import array_namespace, device as _device
+from array_api_compat import array_namespace
+from array_api_compat import device as _device
 
 from theory.spec import RNNSpec, SpecError
 

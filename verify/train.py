@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence
+from typing import Any, Dict, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -186,7 +186,7 @@ def plan_gd(spec: RNNSpec, X: np.ndarray, times: Times = "last", *, rnn: Optiona
 class TrainResult:
     """Final model, the loss after every step (``losses[0]`` at initialization) and the step size."""
 
-    model: object
+    model: Any  # a LinearRNN or a ScaledConvModel
     losses: np.ndarray
     eta: float
     steps: int
@@ -207,7 +207,7 @@ def train_rnn(rnn: LinearRNN, spec: RNNSpec, X: np.ndarray, targets: np.ndarray,
     if rnn.D is not None:
         P["D"] = rnn.D
     losses = np.empty(steps + 1)
-    steps_iter = range(steps + 1)
+    steps_iter: Iterable[int] = range(steps + 1)
     if show_progress:
         steps_iter = progress(steps_iter, total=steps + 1, desc=desc or f"GD RNN n={rnn.n}")
     for k in steps_iter:
