@@ -20,7 +20,7 @@ from typing import List, Optional, Tuple
 from verify.report_json import versioned
 
 from .machine import machine_info, mem_available_bytes
-from .methods import METHODS
+from .methods import ALIASES, METHODS
 
 DEFAULT_SIZES = "256x16,256x64,1024x16,1024x32,1024x64,4096x16,4096x64"
 QUICK_SIZES = "256x16,1024x32"
@@ -92,7 +92,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         sizes = parse_sizes(args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES))
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        methods = [ALIASES.get(m.strip(), m.strip()) for m in args.methods.split(",") if m.strip()]
         bad = [m for m in methods if m not in METHODS]
         if bad or not methods:
             raise UsageError(f"--methods: unknown {', '.join(bad) or '(none given)'}; choose from {', '.join(METHODS)}")

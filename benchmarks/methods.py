@@ -1,5 +1,9 @@
 """The problem every method is timed on, the methods, and their cost models.
 
+The methods are those of the library's single entry point
+:func:`verify.ntk.empirical_ntk` (``method=`` one of :data:`verify.ntk.NTK_METHODS`),
+plus the Krylov sequences alone as the floor.
+
 One problem per size ``(n, T)``: metric "ntk", convention conv1, ``s_W = 0.9``,
 ``s_F = s_C = 1``, no D, scalar input and output (``n_x = n_y = 1``), the
 network drawn by ``init_rnn(spec, n, seed=0)`` and ``B = 4`` input sequences
@@ -9,11 +13,13 @@ network drawn by ``init_rnn(spec, n, seed=0)`` and ``B = 4`` input sequences
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
 from theory.spec import RNNSpec
+from verify.ntk import NTK_METHODS
 
 BATCH = 4
 SPEC = RNNSpec(sigma_w="0.9", sigma_f=1, sigma_c=1, n_x=1, n_y=1, metric="ntk", convention="conv1")
@@ -34,34 +40,17 @@ def _krylov(spec, rnn, X):
     return krylov(rnn, X.shape[1])
 
 
-def _structured(spec, rnn, X):
+def _ntk(spec, rnn, X, *, method: str):
+    """One method of the library's entry point :func:`verify.ntk.empirical_ntk`."""
     from verify.ntk import empirical_ntk
 
-    return empirical_ntk(rnn, spec, X)
+    return empirical_ntk(rnn, spec, X, method=method)
 
 
 def _lag_gram(spec, rnn, X):
     from verify.ntk import lag_gram
 
     return lag_gram(rnn, spec, X.shape[1])
-
-
-def _reference(spec, rnn, X):
-    from verify.reference import reference_ntk
-
-    return reference_ntk(rnn, spec, X)
-
-
-def _jacobian(spec, rnn, X):
-    from verify.autodiff import jacobian_ntk
-
-    return jacobian_ntk(rnn, spec, X)
-
-
-def _ntk_vp(spec, rnn, X):
-    from verify.autodiff import ntk_vector_products_ntk
-
-    return ntk_vector_products_ntk(rnn, spec, X)
 
 
 def _params(n: int, nx: int = 1, ny: int = 1) -> int:
@@ -88,18 +77,25 @@ class Method:
     ntk: bool = True  # returns the NTK (compared with the structured one)
 
 
-METHODS: Dict[str, Method] = {
-    m.name: m
-    for m in (
-        Method("krylov", "Krylov floor (verify.ntk.krylov)", _krylov, ntk=False),
-        Method("structured", "structured: lag Gram + contraction (verify.ntk)", _structured),
-        Method("reference", "reference BPTT (verify.reference)", _reference,
-               min_bytes=_jac_bytes, quadratic_time=True),
-        Method("jacobian", "torch.func vmap(jacrev) contraction", _jacobian, torch=True,
-               min_bytes=_jac_bytes, quadratic_time=True),
-        Method("ntk_vp", "torch.func NTK-vector products", _ntk_vp, torch=True, quadratic_time=True),
-    )
+#: How each method of :data:`verify.ntk.NTK_METHODS` is labelled and costed here:
+#: (label, needs torch, memory lower bound, time ~ (n T)^2).
+_COSTS: Dict[str, Tuple[str, bool, Optional[Callable[[int, int, int], float]], bool]] = {
+    "structured": ("structured: lag Gram + contraction (verify.ntk)", False, None, False),
+    "bptt": ("reference BPTT (verify.reference)", False, _jac_bytes, True),
+    "jacobian": ("torch.func vmap(jacrev) contraction", True, _jac_bytes, True),
+    "ntvp": ("torch.func NTK-vector products", True, None, True),
 }
+
+#: The Krylov floor, then every method of :func:`verify.ntk.empirical_ntk`, run through it.
+METHODS: Dict[str, Method] = {
+    "krylov": Method("krylov", "Krylov floor (verify.ntk.krylov)", _krylov, ntk=False),
+    **{name: Method(name, _COSTS[name][0], partial(_ntk, method=name), torch=_COSTS[name][1],
+                    min_bytes=_COSTS[name][2], quadratic_time=_COSTS[name][3])
+       for name in NTK_METHODS},
+}
+
+#: Names the benchmark used before its methods were those of :func:`verify.ntk.empirical_ntk`.
+ALIASES = {"reference": "bptt", "ntk_vp": "ntvp"}
 
 #: parts of the structured method, timed separately to show where its time goes
 PARTS: Dict[str, Callable] = {"lag_gram": _lag_gram}

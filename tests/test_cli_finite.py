@@ -15,8 +15,7 @@ import pytest
 
 from theory.spec import RNNSpec
 from verify.cli import main
-from verify.ntk import lag_gram, limit_lag_gram
-from verify.reference import reference_ntk
+from verify.ntk import empirical_ntk, lag_gram, limit_lag_gram
 from verify.rnn import init_rnn, load_rnn, save_rnn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,7 +163,7 @@ def test_ntk_json_round_trip(net, capsys):
     # independent path: backpropagation through time on a unit impulse, K[t, t'] = Theta[t, t']
     X = np.zeros((1, 5, 1))
     X[0, 0, 0] = 1.0
-    K = np.asarray(reference_ntk(rnn, spec, X)).reshape(5, 5)
+    K = np.asarray(empirical_ntk(rnn, spec, X, method="bptt")).reshape(5, 5)
     np.testing.assert_allclose(theta, K, rtol=1e-10, atol=1e-12 * np.abs(K).max())
 
 

@@ -19,6 +19,7 @@ Norms and tolerances
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,7 +27,6 @@ from theory import kernel as exact_kernel
 from theory.weights import lag_shares
 from verify import strategies as vst
 from verify.ntk import empirical_ntk, lag_gram, ntk_from_lag_gram
-from verify.reference import reference_ntk
 from verify.rnn import init_rnn
 from verify.scm import scm_from_spec, scm_ntk
 
@@ -59,13 +59,40 @@ def _case(draw, max_width=10, max_T=16, lr=LR_VALUES, **spec_kwargs):
 @given(_case())
 def test_structured_ntk_equals_bptt_reference(case):
     spec, rnn, X, Xp = case
-    ref_total, ref_shares = reference_ntk(rnn, spec, X, Xp, shares=True)
+    ref_total, ref_shares = empirical_ntk(rnn, spec, X, Xp, method="bptt", shares=True)
     lg = lag_gram(rnn, spec, max(X.shape[1], Xp.shape[1]))
     _rel_close(ntk_from_lag_gram(lg, X, Xp), ref_total)
     _rel_close(empirical_ntk(rnn, spec, X, Xp), ref_total)
     assert set(lg.shares) == set(ref_shares) == set(spec.groups)
     for g in spec.groups:
         _rel_close(ntk_from_lag_gram(lg.shares[g], X, Xp), ref_shares[g])
+    total, shares = empirical_ntk(rnn, spec, X, Xp, shares=True)  # the entry point's own shares
+    np.testing.assert_array_equal(total, empirical_ntk(rnn, spec, X, Xp))
+    assert set(shares) == set(ref_shares)
+    for g in spec.groups:
+        _rel_close(shares[g], ref_shares[g])
+
+
+def test_empirical_ntk_rejects_what_it_cannot_do(monkeypatch):
+    """One clear error for an unknown method, an option of another method, and a missing extra."""
+    import importlib.util
+
+    from theory.spec import RNNSpec, SpecError
+
+    spec = RNNSpec(sigma_w="0.9")
+    rnn = init_rnn(spec, 4, 0)
+    X = np.ones((1, 2, 1))
+    for kwargs, match in ((dict(method="exact"), "unknown NTK method 'exact'; choose one of structured, bptt"),
+                          (dict(device="cpu"), "device applies to the torch methods"),
+                          (dict(method="jacobian", chunk=2), "chunk applies to method 'ntvp' only"),
+                          (dict(method="ntvp", shares=True), "shares=True needs method 'structured' or 'bptt'")):
+        with pytest.raises(SpecError, match=match):
+            empirical_ntk(rnn, spec, X, **kwargs)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    for method in ("jacobian", "ntvp"):
+        with pytest.raises(ImportError, match=f"NTK method '{method}' needs torch"):
+            empirical_ntk(rnn, spec, X, method=method)
 
 
 @given(_case(max_T=1), st.integers(1, 16))
@@ -74,7 +101,7 @@ def test_lag_gram_is_the_ntk_of_unit_impulses(case, lags):
     spec, rnn, _, _ = case
     impulses = np.zeros((spec.n_x, lags, spec.n_x))
     impulses[np.arange(spec.n_x), 0, np.arange(spec.n_x)] = 1.0
-    ref = reference_ntk(rnn, spec, impulses)  # (i, l, a, j, l', b)
+    ref = empirical_ntk(rnn, spec, impulses, method="bptt")  # (i, l, a, j, l', b)
     theta = lag_gram(rnn, spec, lags).total  # (l, a, i, l', b, j)
     _rel_close(theta, np.transpose(ref, (1, 2, 0, 4, 5, 3)))
 
@@ -108,10 +135,10 @@ def test_time_shift_invariance(case, k, kp):
 @given(_case(max_width=6, max_T=6), st.integers(1, 3))
 def test_time_shift_invariance_reference(case, k):
     spec, rnn, X, Xp = case
-    K = reference_ntk(rnn, spec, X, Xp)
+    K = empirical_ntk(rnn, spec, X, Xp, method="bptt")
     Xs = np.concatenate([np.zeros((X.shape[0], k, spec.n_x)), X], axis=1)
     Xps = np.concatenate([np.zeros((Xp.shape[0], k, spec.n_x)), Xp], axis=1)
-    Ks = reference_ntk(rnn, spec, Xs, Xps)
+    Ks = empirical_ntk(rnn, spec, Xs, Xps, method="bptt")
     assert np.all(Ks[:, :k] == 0) and np.all(Ks[:, :, :, :, :k] == 0)
     _rel_close(Ks[:, k:, :, :, k:, :], K)
 
@@ -157,7 +184,7 @@ def test_frozen_groups_have_zero_shares(case):
     frozen = [g for g in spec.groups if spec.lr(g) == 0]
     lags = max(X.shape[1], Xp.shape[1])
     lg = lag_gram(rnn, spec, lags)
-    _, ref = reference_ntk(rnn, spec, X, Xp, shares=True)
+    _, ref = empirical_ntk(rnn, spec, X, Xp, method="bptt", shares=True)
     exact = lag_shares(spec, lags, dps=20)
     for g in frozen:
         assert np.all(lg.shares[g] == 0) and np.all(ref[g] == 0)

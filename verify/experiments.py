@@ -29,7 +29,7 @@ from .train import plan_gd, relative_distance, scm_matching, train_rnn, train_sc
 
 __all__ = ["training_vs_theory", "synthetic", "real_data", "TRAIN_SETTING"]
 
-# The spec's training setting (shared/spec/theory.md, section 5).
+# The training setting of docs/theory.md, section 'Training in the kernel regime'.
 TRAIN_SETTING: Dict[str, Any] = dict(sigma_w="0.8", T=10, n_train=6, n_test=500, rho=0.9, data_seed=1)
 
 

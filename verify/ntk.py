@@ -1,7 +1,8 @@
 """Empirical NTK of a finite-width linear RNN through its lag Gram.
 
 Since ``dy_t/dtheta = sum_l (dL_l/dtheta) x_(t-l)``, the NTK of any batch is a
-contraction of the *lag Gram* (``shared/spec/theory.md``, section 4)
+contraction of the *lag Gram* (docs/theory.md, section 'The finite-width object:
+the lag Gram')
 
     Theta_n[l, a, i, l', b, j] = < dL_l[a, i] / dtheta~ , dL_l'[b, j] / dtheta~ >
 
@@ -40,6 +41,7 @@ __all__ = [
     "lag_gram",
     "ntk_from_lag_gram",
     "empirical_ntk",
+    "NTK_METHODS",
     "limit_lag_gram",
     "lag_weights_float64",
 ]
@@ -241,11 +243,79 @@ def ntk_from_lag_gram(theta, X, Xp=None):
     return xp.permute_dims(K, (2, 3, 0, 4, 5, 1))
 
 
-def empirical_ntk(rnn: LinearRNN, spec: RNNSpec, X, Xp=None):
-    """Empirical NTK of a batch via the lag Gram: shape ``(B, T, n_y, B', T', n_y)``."""
+#: The methods of :func:`empirical_ntk` (neural-tangents' ``implementation=``).
+NTK_METHODS = ("structured", "bptt", "jacobian", "ntvp")
+_TORCH_METHODS = ("jacobian", "ntvp")
+
+
+def empirical_ntk(rnn: LinearRNN, spec: RNNSpec, X, Xp=None, *, method: str = "structured",
+                  device: str | None = None, chunk: int = 1, shares: bool = False):
+    """Empirical NTK ``K[b, t, a, b', t', c]`` of the batches ``X (B, T, n_x)`` and ``Xp`` (default ``X``).
+
+    Shape ``(B, T, n_y, B', T', n_y)``, under ``spec``'s metric, convention and
+    learning rates, by one of :data:`NTK_METHODS` (all compute the same kernel):
+
+    * ``"structured"`` (default): the lag Gram (:func:`lag_gram`) contracted with
+      the lagged inputs (:func:`ntk_from_lag_gram`); arrays of the network's
+      backend; time ``O((n_x + n_y) L n^2)``, memory ``O(n^2 + L n)``;
+    * ``"bptt"``: explicit per-output gradients by backpropagation through time
+      (:func:`verify.reference.reference_ntk`, the independent reference); numpy;
+      memory ``O(B T n_y n^2)``;
+    * ``"jacobian"``: ``torch.func`` ``vmap(jacrev)`` Jacobians, then their
+      contraction (:func:`verify.autodiff.jacobian_ntk`); needs torch;
+    * ``"ntvp"``: ``torch.func`` NTK-vector products, one ``vjp`` + ``jvp`` per
+      column, ``chunk`` columns at once (:func:`verify.autodiff.ntk_vector_products_ntk`);
+      needs torch.
+
+    ``device``: the torch device of ``"jacobian"`` and ``"ntvp"`` (default the CPU;
+    the other methods compute where the network's arrays are).  ``shares=True``
+    (``"structured"`` and ``"bptt"``) returns ``(total, {group: share})``.
+    The torch methods return numpy float64 arrays.
+
+    >>> from theory.spec import RNNSpec
+    >>> from verify.rnn import init_rnn
+    >>> spec = RNNSpec(sigma_w="0.9")
+    >>> rnn = init_rnn(spec, 8, seed=0)
+    >>> X = np.random.default_rng(1).standard_normal((2, 3, 1))
+    >>> K = empirical_ntk(rnn, spec, X)
+    >>> K.shape, bool(np.allclose(K, empirical_ntk(rnn, spec, X, method="bptt"), rtol=1e-12, atol=0))
+    ((2, 3, 1, 2, 3, 1), True)
+    """
+    if method not in NTK_METHODS:
+        raise SpecError(f"unknown NTK method {method!r}; choose one of {', '.join(NTK_METHODS)}")
+    if device is not None and method not in _TORCH_METHODS:
+        raise SpecError(f"device applies to the torch methods ({', '.join(_TORCH_METHODS)}); method {method!r} "
+                        "computes where the network's arrays are")
+    if chunk != 1 and method != "ntvp":
+        raise SpecError(f"chunk applies to method 'ntvp' only, not {method!r}")
+    if shares and method in _TORCH_METHODS:
+        raise SpecError(f"shares=True needs method 'structured' or 'bptt', not {method!r}")
+    if method == "structured":
+        return _structured_ntk(rnn, spec, X, Xp, shares)
+    if method == "bptt":
+        from .reference import reference_ntk
+
+        return reference_ntk(rnn, spec, X, Xp, shares=shares)
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise ImportError(f"NTK method {method!r} needs torch (pip install 'rnn-implicit-bias[torch]')")
+    from .autodiff import jacobian_ntk, ntk_vector_products_ntk
+
+    if method == "jacobian":
+        return jacobian_ntk(rnn, spec, X, Xp, device=device)
+    return ntk_vector_products_ntk(rnn, spec, X, Xp, device=device, chunk=chunk)
+
+
+def _structured_ntk(rnn: LinearRNN, spec: RNNSpec, X, Xp, shares: bool):
+    """The ``"structured"`` method: the lag Gram of ``max(T, T')`` lags, contracted with the inputs."""
     Xp = X if Xp is None else Xp
     lags = max(X.shape[1], Xp.shape[1])
-    return ntk_from_lag_gram(lag_gram(rnn, spec, lags), X, Xp)
+    gram = lag_gram(rnn, spec, lags)
+    total = ntk_from_lag_gram(gram, X, Xp)
+    if not shares:
+        return total
+    return total, {g: ntk_from_lag_gram(share, X, Xp) for g, share in gram.shares.items()}
 
 
 def lag_weights_float64(spec: RNNSpec, lags: int, *, dps: int = 30) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Reference empirical NTK: per-output gradients by backpropagation through time.
 
+The ``"bptt"`` method of :func:`verify.ntk.empirical_ntk` (call it through it).
 Independent of the lag-Gram path in :mod:`verify.ntk`: for every sequence ``b``,
 time ``t`` and output coordinate ``a`` it forms the full gradients of
 ``y_t[a]`` with respect to W, F, C and D by running the recurrence backwards,
