@@ -38,7 +38,8 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from ..cli import UsageError, add_spec_arguments, spec_from_args
+from .. import validate
+from ..cli import UsageError, add_spec_arguments, arg_type, spec_from_args
 from ..report_json import versioned
 
 TOL64 = 1e-12  # cross-backend float64 (issue 4); see tests/test_backends.py
@@ -54,17 +55,25 @@ def add_arguments(p) -> None:
     p.add_argument("--draws", choices=("native", "numpy"), default="native",
                    help="where the sweep draws weights: native (on the device, default: no 8 GiB host draw "
                         "and copy at n = 32768) or numpy (the same networks as a CPU sweep)")
-    p.add_argument("--max-width", type=int, default=32768, help="largest width (default 32768)")
-    p.add_argument("--num-widths", type=int, default=7,
+    p.add_argument("--max-width", type=arg_type(_at_least(8), "--max-width"), default=32768, help="largest width (default 32768)")
+    p.add_argument("--num-widths", type=arg_type(_at_least(3), "--num-widths"), default=7,
                    help="number of widths: max-width / 2^k, k = 0..num-widths-1 (default 7)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per width (default 3)")
-    p.add_argument("--time-limit", type=float, default=300.0, help="seconds for the whole check (default 300)")
+    p.add_argument("--seeds", type=arg_type(_at_least(2), "--seeds"), default=3, help="seeds per width (default 3)")
+    p.add_argument("--time-limit", type=arg_type(_positive_number, "--time-limit"), default=300.0, help="seconds for the whole check (default 300)")
     p.add_argument("--pytest-k", default=None, help="only the property tests matching this pytest -k expression")
     p.add_argument("--no-pytest", action="store_true", help="skip the property tests")
     add_spec_arguments(p, sigma_w="0.9", lags=16)
 
 
 # ----------------------------------------------------------------------- helpers
+def _at_least(minimum: int):
+    return lambda text, flag: validate.integer(text, flag, minimum=minimum)
+
+
+def _positive_number(text, flag):
+    return validate.number(text, flag, minimum=0, open_minimum=True)
+
+
 def _widths(max_width: int, count: int) -> List[int]:
     if max_width < 8:
         raise UsageError(f"--max-width must be at least 8, got {max_width}")

@@ -18,6 +18,7 @@ import numpy as np
 
 from theory.spec import SpecError
 
+from .. import validate
 from ..cli import add_spec_arguments, spec_from_args
 from ..report_json import versioned
 
@@ -49,8 +50,7 @@ def compute(args) -> dict:
             raise SpecError(f"{flag} {given} does not match the network in {args.weights} ({name} = {have})")
         setattr(args, name, have)
     spec = spec_from_args(args)
-    if args.lags < 1:
-        raise SpecError(f"--lags must be a positive integer, got {args.lags}")
+    validate.lags(args.lags)
     theta = np.asarray(to_numpy(lag_gram(rnn, spec, args.lags).total), dtype=np.float64)
     limit = limit_lag_gram(spec, args.lags)
     scalar = spec.n_x == 1 and spec.n_y == 1

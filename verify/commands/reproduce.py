@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import experiments as ex
+from ..errors import BadInput
 from ..report_json import versioned
 
 FULL = dict(widths=[64, 128, 256, 512, 1024, 2048],
@@ -37,7 +38,7 @@ def run(args) -> int:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ValueError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+        raise BadInput(f"--out {out}: cannot create the folder ({exc.strerror})") from None
     cfg = QUICK if args.quick else FULL
     t0 = time.perf_counter()
     timings = {}

@@ -23,12 +23,19 @@ from theory.diagonal import (
     s4d_c_share_diagonal,
     to_strings,
 )
-from theory.precision import check_dps
 from theory.spec import RNNSpec, SpecError
 from theory.weights import lag_weights
 
+from .. import validate
+from ..cli import arg_type
 from ..progress import progress
 from ..report_json import versioned
+
+_POS = validate.positive_int
+
+
+def _seed(text, flag):
+    return validate.integer(text, flag, minimum=0)
 
 
 def _sigma_d(text):
@@ -43,7 +50,7 @@ def add_arguments(p) -> None:
     w.add_argument("--r-max", required=True, help="largest eigenvalue modulus (<= 1)")
     w.add_argument("--max-phase", required=True,
                    help="phases uniform on [0, max_phase] radians; multiples of pi exactly as 'pi/10', '2*pi'")
-    w.add_argument("--lags", type=int, default=12, help="number of lags T (default 12)")
+    w.add_argument("--lags", type=arg_type(validate.lags, "--lags"), default=12, help="number of lags T (default 12)")
     w.add_argument("--tied-gamma", action="store_true", help="g = sqrt(1 - |lambda|^2) recomputed (no gamma parameter)")
     w.add_argument("--scaling", choices=SCALINGS, default="ntk",
                    help="ntk: C = (s_C/sqrt n) c~ (default); lru: LRU's own parametrization, limit of Theta_n/n")
@@ -52,20 +59,20 @@ def add_arguments(p) -> None:
     w.add_argument("--sigma-d", default="1", help="s_D, or 'none' for no D (default 1)")
     for g in ("b", "c", "gamma", "nu", "theta", "d"):
         w.add_argument(f"--lr-{g}", default="1", help=f"learning-rate multiplier of {g} (0 freezes it; default 1)")
-    w.add_argument("--dps", type=int, default=30, help="decimal digits (default 30)")
+    w.add_argument("--dps", type=arg_type(validate.dps, "--dps"), default=30, help="decimal digits (default 30)")
     w.add_argument("--json", action="store_true", help="print one JSON object (decimal strings)")
     w.set_defaults(_ssm=run_weights)
 
     c = sub.add_parser("compare", help="memory of dense vs diagonal recurrences: figure and JSON summary",
                        description="Dense RNN vs LRU / S4D-Lin lag kernels: 1 %% lags, effective ranks, fits.")
     c.add_argument("--out", required=True, help="output directory (created if missing)")
-    c.add_argument("--lags", type=int, default=128, help="T for the kernels and effective ranks (default 128)")
-    c.add_argument("--train-lags", type=int, default=64, help="T of the kernel-regression example (default 64)")
-    c.add_argument("--train-sequences", type=int, default=16, help="training sequences (default 16)")
-    c.add_argument("--max-lag", type=int, default=100_000, help="search range of the 1 %% lag (default 100000)")
+    c.add_argument("--lags", type=arg_type(validate.lags, "--lags"), default=128, help="T for the kernels and effective ranks (default 128)")
+    c.add_argument("--train-lags", type=arg_type(validate.lags, "--train-lags"), default=64, help="T of the kernel-regression example (default 64)")
+    c.add_argument("--train-sequences", type=arg_type(_POS, "--train-sequences"), default=16, help="training sequences (default 16)")
+    c.add_argument("--max-lag", type=arg_type(_POS, "--max-lag"), default=100_000, help="search range of the 1 %% lag (default 100000)")
     c.add_argument("--no-train", action="store_true", help="skip the kernel-regression example")
-    c.add_argument("--dps", type=int, default=20, help="digits of the exact kernels (default 20)")
-    c.add_argument("--seed", type=int, default=0, help="seed of the training inputs (default 0)")
+    c.add_argument("--dps", type=arg_type(validate.dps, "--dps"), default=20, help="digits of the exact kernels (default 20)")
+    c.add_argument("--seed", type=arg_type(_seed, "--seed"), default=0, help="seed of the training inputs (default 0)")
     c.set_defaults(_ssm=run_compare)
 
 
@@ -85,9 +92,8 @@ def spec_from_args(args) -> DiagonalSpec:
 
 def compute_weights(args) -> dict:
     spec = spec_from_args(args)
-    dps = check_dps(args.dps)
-    if args.lags < 1:
-        raise SpecError(f"--lags must be a positive integer, got {args.lags}")
+    dps = validate.dps(args.dps)
+    validate.lags(args.lags)
     K = lag_kernel(spec, args.lags, dps=dps)
     return {
         "spec": spec.to_dict(),
@@ -183,10 +189,9 @@ def _teachers(T: int):
 def run_compare(args) -> int:
     from verify.diagonal import drop_lag, effective_rank
 
-    dps = check_dps(args.dps)
+    dps = validate.dps(args.dps)
     for name in ("lags", "train_lags", "train_sequences", "max_lag"):
-        if getattr(args, name) < 1:
-            raise SpecError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+        validate.positive_int(getattr(args, name), "--" + name.replace("_", "-"))
     if not args.no_train and args.train_sequences >= args.train_lags:
         raise SpecError("--train-sequences must be smaller than --train-lags (otherwise every kernel fits the same L)")
     os.makedirs(args.out, exist_ok=True)

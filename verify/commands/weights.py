@@ -7,12 +7,12 @@ from decimal import MAX_EMAX, MIN_EMIN, ROUND_CEILING, ROUND_FLOOR, Decimal, loc
 from mpmath import nstr
 from mpmath.libmp import to_rational
 
-from theory.precision import check_dps
 from theory.series import series
 from theory.spec import SpecError
 from theory.weights import lag_shares, lag_weights
 
-from ..cli import add_spec_arguments, spec_from_args
+from .. import validate
+from ..cli import add_spec_arguments, arg_type, spec_from_args
 from ..report_json import versioned
 
 GUARD_DPS = 10
@@ -20,7 +20,7 @@ GUARD_DPS = 10
 
 def add_arguments(p) -> None:
     add_spec_arguments(p, sigma_w=None, lags=12)
-    p.add_argument("--dps", type=int, default=30, help="decimal digits (default 30)")
+    p.add_argument("--dps", type=arg_type(validate.dps, "--dps"), default=30, help="decimal digits (default 30)")
     p.add_argument("--horizon-fraction", default="0.01",
                    help="memory horizon: smallest L whose tail is <= this fraction of the total (default 0.01)")
     p.add_argument("--interval", action="store_true", help="also give rigorous interval enclosures")
@@ -29,9 +29,8 @@ def add_arguments(p) -> None:
 
 def compute(args) -> dict:
     spec = spec_from_args(args)
-    dps = check_dps(args.dps)
-    if args.lags < 1:
-        raise SpecError(f"--lags must be a positive integer, got {args.lags}")
+    dps = validate.dps(args.dps)
+    validate.lags(args.lags)
     # Work GUARD_DPS digits above the request, so that each printed decimal is the
     # correctly rounded value (printing a dps-digit binary number to dps decimals
     # double-rounds: wrong last digit in about 2 % of values).

@@ -1,0 +1,184 @@
+"""The error hierarchy and exit statuses of ``python -m verify`` (docs/errors.md).
+
+Declared bad input exits 2 with one line; everything else a command raises is an internal
+error: exit 1, one line that says it is a bug and how to see the traceback.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from theory.spec import SpecError
+from verify import cli, validate
+from verify.backend import BackendError
+from verify.errors import (
+    BadInput,
+    LimitExceeded,
+    MissingDependency,
+    OutOfRange,
+    OutputExists,
+    UsageError,
+    debug_enabled,
+    require,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def raising_command(monkeypatch):
+    """Register a command ``boom`` whose run raises the exception given by ``--kind``."""
+    mod = types.ModuleType("verify_test_boom")
+    kinds = {
+        "bad": BadInput("--x: bad value"), "spec": SpecError("sigma_w must be >= 0, got -1"),
+        "usage": UsageError("python -m verify boom: unrecognized arguments"),
+        "limit": LimitExceeded("--lags: too much"), "missing": MissingDependency("needs matplotlib"),
+        "range": OutOfRange("beta_3 overflows float64"), "exists": OutputExists("--out d: report.json exists"),
+        "backend": BackendError("device cuda is not available to torch"),
+        "value": ValueError("a library bug"), "overflow": OverflowError("(34, 'Numerical result out of range')"),
+        "import": ImportError("No module named 'nothing'"), "zero": ZeroDivisionError("float division by zero"),
+        "runtime": RuntimeError("line one\nline two"), "key": KeyError("W"), "memory": MemoryError(),
+        "os": PermissionError(13, "Permission denied", "/x/report.json"),
+    }
+
+    def add_arguments(p):
+        p.add_argument("--kind", required=True)
+
+    def run(args):
+        raise kinds[args.kind]
+
+    mod.add_arguments, mod.run = add_arguments, run
+    monkeypatch.setitem(sys.modules, "verify_test_boom", mod)
+    monkeypatch.setitem(cli.COMMANDS, "boom", ("verify_test_boom", "raises"))
+    monkeypatch.delenv("RNN_VERIFY_DEBUG", raising=False)
+    return kinds
+
+
+BAD = ["bad", "spec", "usage", "limit", "missing", "range", "exists", "backend"]
+INTERNAL = ["value", "overflow", "import", "zero", "runtime", "key", "memory"]
+
+
+@pytest.mark.parametrize("kind", BAD)
+def test_declared_bad_input_exits_2_with_one_line(raising_command, kind, capsys):
+    assert cli.main(["boom", "--kind", kind]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: ") and err.count("\n") == 1
+    assert "internal error" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("kind", INTERNAL)
+def test_anything_else_is_an_internal_error_exit_1(raising_command, kind, capsys):
+    assert cli.main(["boom", "--kind", kind]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("internal error (a bug): " + type(raising_command[kind]).__name__)
+    assert err.count("\n") == 1 and "--debug" in err and "RNN_VERIFY_DEBUG=1" in err
+    assert "Traceback" not in err
+
+
+def test_operating_system_error_is_exit_1_one_line(raising_command, capsys):
+    assert cli.main(["boom", "--kind", "os"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Permission denied" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("how", ["flag", "flag-first", "env"])
+def test_debug_shows_the_traceback(raising_command, how, monkeypatch):
+    argv = ["boom", "--kind", "value"]
+    if how == "flag":
+        argv.append("--debug")
+    elif how == "flag-first":
+        argv.insert(0, "--debug")
+    else:
+        monkeypatch.setenv("RNN_VERIFY_DEBUG", "1")
+    with pytest.raises(ValueError, match="a library bug"):
+        cli.main(argv)
+    # bad input stays one line even with --debug
+    assert cli.main(["boom", "--kind", "bad", "--debug"]) == 2
+
+
+def test_debug_env_values(monkeypatch):
+    for value, want in (("1", True), ("yes", True), ("0", False), ("", False), ("false", False)):
+        monkeypatch.setenv("RNN_VERIFY_DEBUG", value)
+        assert debug_enabled() is want
+
+
+def test_internal_error_through_the_real_entry_point():
+    """A subprocess: exit 1 and one line; with --debug the traceback (and still exit 1)."""
+    code = ("import sys, types; from verify import cli\n"
+            "m = types.ModuleType('boom'); m.add_arguments = lambda p: None\n"
+            "def run(a): raise ZeroDivisionError('float division by zero')\n"
+            "m.run = run; sys.modules['boom'] = m; cli.COMMANDS['boom'] = ('boom', 'x')\n"
+            "sys.exit(cli.main(sys.argv[1:]))\n")
+    env = {k: v for k, v in os.environ.items() if k != "RNN_VERIFY_DEBUG"}
+    p = subprocess.run([sys.executable, "-c", code, "boom"], cwd=ROOT, capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    assert p.stderr.startswith("internal error (a bug): ZeroDivisionError: float division by zero")
+    p = subprocess.run([sys.executable, "-c", code, "boom", "--debug"], cwd=ROOT, capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert p.returncode == 1 and "Traceback" in p.stderr and "ZeroDivisionError" in p.stderr
+
+
+def test_help_exits_0(capsys):
+    assert cli.main(["--help"]) == 0
+    assert cli.main(["weights", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--debug" in out and "--no-limits" in out
+
+
+def test_global_flags_anywhere_on_the_line(capsys):
+    assert cli.main(["weights", "--sigma-w", "0.5", "--lags", "2", "--debug", "--no-limits", "--json"]) == 0
+    assert '"beta"' in capsys.readouterr().out
+
+
+def test_hierarchy():
+    """BadInput is a SpecError (so the exact side's handlers catch it) and a ValueError."""
+    for cls in (UsageError, LimitExceeded, MissingDependency, OutOfRange, OutputExists):
+        assert issubclass(cls, BadInput)
+    assert issubclass(BadInput, SpecError) and issubclass(BadInput, ValueError)
+
+
+def test_require_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(MissingDependency, match=r"figures needs matplotlib.*\[plot\]"):
+        require("matplotlib", "figures", "plot")
+    assert require("json", "x", "y").dumps(1) == "1"
+
+
+# ----------------------------------------------------------------------------- validate
+@pytest.mark.parametrize("call, message", [
+    (lambda: validate.lags(0), "--lags must be a positive integer, got 0"),
+    (lambda: validate.lags(True), "--lags: expected an integer"),
+    (lambda: validate.lags("x"), "--lags: expected an integer, got 'x'"),
+    (lambda: validate.lags(2.0), "--lags: expected an integer"),
+    (lambda: validate.int_list("1,x", "--widths"), "comma-separated integers"),
+    (lambda: validate.int_list("16,16", "--widths"), "--widths: values must be distinct"),
+    (lambda: validate.int_list("", "--widths"), "at least 1"),
+    (lambda: validate.int_list("0,4", "--widths"), "--widths must be a positive integer, got 0"),
+    (lambda: validate.dps(4), "--dps: dps must be between 5 and 100000, got 4"),
+    (lambda: validate.dps(100_001), "dps must be between 5 and 100000"),
+    (lambda: validate.number("nan", "--time-limit", minimum=0, open_minimum=True), "--time-limit must be a number"),
+    (lambda: validate.number("0", "--time-limit", minimum=0, open_minimum=True), "(0, inf]"),
+    (lambda: validate.path_text("", "--out"), "--out: expected a path, got an empty string"),
+    (lambda: validate.path_text("  ", "--out"), "empty string"),
+    (lambda: validate.integer(-1, "--seed", minimum=0), "--seed must be at least 0, got -1"),
+])
+def test_validate_messages(call, message):
+    with pytest.raises(BadInput) as info:
+        call()
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_validate_accepts():
+    import numpy as np
+
+    assert validate.lags(np.int64(3)) == 3 and validate.lags("12") == 12
+    assert validate.int_list("16, 32,64", "--widths") == (16, 32, 64)
+    assert validate.int_list([4, 4], "--x", distinct=False) == (4, 4)
+    assert validate.dps(100_000) == 100_000 and validate.dps(5) == 5
+    assert validate.number("0.99", "--confidence", minimum=0.5, maximum=1, open_maximum=True) == 0.99

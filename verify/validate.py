@@ -1,0 +1,500 @@
+"""One place for the checks of command-line arguments and inputs, and for the size limits.
+
+Every check raises :class:`verify.errors.BadInput` (or a subclass) with one line that
+names the flag, the value and what was expected; commands call these before any work.
+
+Size limits (docs/errors.md, section "Limits").  Before the work starts, a command
+estimates the memory and the time its request needs from the sizes alone
+(:class:`Cost`, the ``*_cost`` functions) and refuses, naming the flags, when either
+exceeds its limit:
+
+* memory: ``RNN_VERIFY_MAX_MEMORY_GIB`` (default: this machine's memory, the smaller of
+  the physical memory and the cgroup limit);
+* time: ``RNN_VERIFY_MAX_SECONDS`` (default 86400, one day of estimated compute).
+
+``RNN_VERIFY_NO_LIMITS=1`` or the command-line flag ``--no-limits`` switches both off.
+The estimates are order-of-magnitude models (stated with each function), meant to
+stop requests that cannot finish (``--lags 10**9``), not to predict run times.
+"""
+from __future__ import annotations
+
+import contextvars
+import math
+import os
+import zipfile
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, Optional, Sequence, Tuple
+
+import numpy as np
+
+from theory.precision import MAX_DPS, MIN_DPS
+from theory.spec import RNNSpec, SpecError
+
+from .errors import BadInput, LimitExceeded, OutOfRange
+
+__all__ = [
+    "MEMORY_ENV",
+    "SECONDS_ENV",
+    "NO_LIMITS_ENV",
+    "Cost",
+    "limits_disabled",
+    "memory_limit",
+    "seconds_limit",
+    "check_cost",
+    "integer",
+    "positive_int",
+    "lags",
+    "int_list",
+    "dps",
+    "number",
+    "path_text",
+    "lag_gram_cost",
+    "sweep_cost",
+    "exact_weights_cost",
+    "diagonal_kernel_cost",
+    "float64_spec",
+    "NpzArray",
+    "npz_header",
+    "load_npz",
+]
+
+MEMORY_ENV = "RNN_VERIFY_MAX_MEMORY_GIB"
+SECONDS_ENV = "RNN_VERIFY_MAX_SECONDS"
+NO_LIMITS_ENV = "RNN_VERIFY_NO_LIMITS"
+DEFAULT_SECONDS = 86_400.0
+GIB = 2.0**30
+#: Assumed throughputs of the time estimates (fast ones: the estimates err low).
+FLOPS = 1e10  # float64 operations per second (BLAS on a few cores)
+DRAWS_PER_SECOND = 5e7  # Gaussian draws per second
+#: Memory of one worker process (interpreter, numpy, scipy) when --workers > 1.
+WORKER_BYTES = 64 * 2.0**20
+#: float64 range: log10 of the largest finite double.
+LOG10_MAX = math.log10(np.finfo(np.float64).max)
+
+_NO_LIMITS: contextvars.ContextVar[bool] = contextvars.ContextVar("rnn_verify_no_limits", default=False)
+
+
+# ----------------------------------------------------------------------------- limits
+@contextmanager
+def limits_disabled(disabled: bool = True) -> Iterator[None]:
+    """Switch the size limits off inside the block (what ``--no-limits`` does)."""
+    token = _NO_LIMITS.set(bool(disabled) or _NO_LIMITS.get())
+    try:
+        yield
+    finally:
+        _NO_LIMITS.reset(token)
+
+
+def _limits_off() -> bool:
+    env = os.environ.get(NO_LIMITS_ENV, "").strip().lower()
+    return _NO_LIMITS.get() or env not in ("", "0", "false", "no")
+
+
+def _machine_memory() -> float:
+    """Bytes of memory this process may use: physical memory, or the cgroup limit if smaller."""
+    try:
+        phys = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        phys = 16 * GIB
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < phys:
+            phys = float(text)
+    return phys
+
+
+def _env_number(name: str) -> Optional[float]:
+    text = os.environ.get(name)
+    if text is None or not text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadInput(f"environment variable {name}={text!r}: expected a positive number") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise BadInput(f"environment variable {name}={text!r}: expected a positive number")
+    return value
+
+
+def memory_limit() -> float:
+    """The memory limit in bytes (``RNN_VERIFY_MAX_MEMORY_GIB`` or this machine's memory)."""
+    gib = _env_number(MEMORY_ENV)
+    return _machine_memory() if gib is None else gib * GIB
+
+
+def seconds_limit() -> float:
+    """The limit on the estimated time in seconds (``RNN_VERIFY_MAX_SECONDS``, default one day)."""
+    value = _env_number(SECONDS_ENV)
+    return DEFAULT_SECONDS if value is None else value
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Estimated peak memory (bytes) and time (seconds) of a request; ``what`` describes it."""
+
+    bytes: float
+    seconds: float
+    what: str
+
+    def __add__(self, other: "Cost") -> "Cost":
+        return Cost(self.bytes + other.bytes, self.seconds + other.seconds, f"{self.what} and {other.what}")
+
+
+def _fmt_bytes(b: float) -> str:
+    for unit, size in (("TiB", 2.0**40), ("GiB", GIB), ("MiB", 2.0**20)):
+        if b >= size:
+            return f"{b / size:.3g} {unit}"
+    return f"{b:.0f} bytes"
+
+
+def _fmt_seconds(s: float) -> str:
+    for unit, size in (("years", 3.15e7), ("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0)):
+        if s >= size:
+            return f"{s / size:.3g} {unit}"
+    return f"{s:.3g} s"
+
+
+def check_cost(cost: Cost, flags: str) -> None:
+    """Raise :class:`LimitExceeded` naming ``flags`` when ``cost`` exceeds a limit (unless switched off)."""
+    if _limits_off():
+        return
+    mem = memory_limit()
+    how = "use smaller values, or raise the limit: {env}=... or --no-limits (docs/errors.md)"
+    if not cost.bytes <= mem:
+        src = MEMORY_ENV if os.environ.get(MEMORY_ENV) else "this machine's memory"
+        raise LimitExceeded(
+            f"{flags}: {cost.what} would need about {_fmt_bytes(cost.bytes)} of memory, more than the limit "
+            f"{_fmt_bytes(mem)} ({src}); " + how.format(env=MEMORY_ENV))
+    sec = seconds_limit()
+    if not cost.seconds <= sec:
+        raise LimitExceeded(
+            f"{flags}: {cost.what} would take an estimated {_fmt_seconds(cost.seconds)}, more than the limit "
+            f"{_fmt_seconds(sec)} ({SECONDS_ENV}); " + how.format(env=SECONDS_ENV))
+
+
+# ----------------------------------------------------------------------------- arguments
+def integer(value, flag: str, *, minimum: Optional[int] = None, maximum: Optional[int] = None) -> int:
+    """An integer (not a bool; numpy integers and integer strings accepted) within the bounds."""
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise BadInput(f"{flag}: expected an integer, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise BadInput(f"{flag}: expected an integer, got {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        what = "a positive integer" if minimum == 1 else f"at least {minimum}"
+        raise BadInput(f"{flag} must be {what}, got {value}")
+    if maximum is not None and value > maximum:
+        raise BadInput(f"{flag} must be at most {maximum}, got {value}")
+    return value
+
+
+def positive_int(value, flag: str) -> int:
+    """A positive integer (a count, a width, a dimension)."""
+    return integer(value, flag, minimum=1)
+
+
+def lags(value, flag: str = "--lags") -> int:
+    """A number of lags: a positive integer (its size is checked with the cost of the request)."""
+    return integer(value, flag, minimum=1)
+
+
+def int_list(values, flag: str, *, minimum: int = 1, distinct: bool = True, at_least: int = 1) -> Tuple[int, ...]:
+    """Integers from a comma-separated text or a sequence, each ``>= minimum``, distinct if asked."""
+    if isinstance(values, str):
+        parts = [v for v in values.replace(" ", "").split(",") if v != ""]
+        try:
+            values = [int(v) for v in parts]
+        except ValueError:
+            raise BadInput(f"{flag}: expected comma-separated integers, got {values!r}") from None
+    try:
+        out = tuple(integer(v, flag, minimum=minimum) for v in values)
+    except TypeError:
+        raise BadInput(f"{flag}: expected integers, got {values!r}") from None
+    if len(out) < at_least:
+        raise BadInput(f"{flag}: expected at least {at_least} integer(s), got {len(out)}")
+    if distinct and len(set(out)) != len(out):
+        raise BadInput(f"{flag}: values must be distinct, got {list(out)}")
+    return out
+
+
+def dps(value, flag: str = "--dps") -> int:
+    """Decimal digits requested by the user, between ``theory.precision.MIN_DPS`` and ``MAX_DPS``.
+
+    Checked before any guard digits are added: ``--dps 100000`` (the maximum) is valid.
+    """
+    v = integer(value, flag)
+    if not MIN_DPS <= v <= MAX_DPS:
+        raise BadInput(f"{flag}: dps must be between {MIN_DPS} and {MAX_DPS}, got {v}")
+    return v
+
+
+def number(value, flag: str, *, minimum: Optional[float] = None, maximum: Optional[float] = None,
+           open_minimum: bool = False, open_maximum: bool = False) -> float:
+    """A finite float within ``[minimum, maximum]`` (ends excluded when ``open_*``)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"{flag}: expected a number, got {value!r}") from None
+    lo = "(" if open_minimum else "["
+    hi = ")" if open_maximum else "]"
+    rng = f"{lo}{'-inf' if minimum is None else f'{minimum:g}'}, {'inf' if maximum is None else f'{maximum:g}'}{hi}"
+    bad = not math.isfinite(v)
+    if minimum is not None and (v < minimum or (open_minimum and v == minimum)):
+        bad = True
+    if maximum is not None and (v > maximum or (open_maximum and v == maximum)):
+        bad = True
+    if bad:
+        raise BadInput(f"{flag} must be a number in {rng}, got {value}")
+    return v
+
+
+def path_text(value, flag: str) -> str:
+    """A non-empty path (``""`` would silently mean the current folder)."""
+    text = "" if value is None else str(value)
+    if not text.strip():
+        raise BadInput(f"{flag}: expected a path, got an empty string")
+    if "\x00" in text:
+        raise BadInput(f"{flag}: a path cannot contain a NUL character")
+    return text
+
+
+# ----------------------------------------------------------------------------- cost models
+def lag_gram_cost(n: int, lags: int, n_x: int = 1, n_y: int = 1, *, itemsize: int = 8,
+                  draw: bool = True) -> Cost:
+    """One network of width ``n`` and its lag Gram (:func:`verify.ntk.lag_gram`).
+
+    Memory: ``W`` and its draw (``2 n^2``), the Krylov stacks and their copies
+    (``2 L (n_x + n_y) n``), and about ten ``(L n_x n_y)^2`` arrays (shares, total, the W-share
+    convolution and its temporaries).  Time: ``n^2`` Gaussian draws, ``2 L (n_x + n_y) n^2``
+    flops for the Krylov sequences and ``(n_x n_y)^2 L^4`` for the W share.
+    """
+    n, L, m = float(n), float(lags), float(n_x * n_y)
+    k = float(n_x + n_y)
+    mem = itemsize * (2 * n * n + 2 * L * k * n + 10 * (L * m) ** 2)
+    sec = (n * n / DRAWS_PER_SECOND if draw else 0.0) + (2 * L * k * n * n + (m * L * L) ** 2) / FLOPS
+    return Cost(mem, sec, f"a width-{int(n)} network with {int(L)} lags")
+
+
+def sweep_cost(widths: Sequence[int], seeds: int, lags: int, n_x: int = 1, n_y: int = 1, *,
+               bias_widths: Sequence[int] = (), bias_seeds: int = 0, workers: int = 1,
+               itemsize: int = 8) -> Cost:
+    """A widths x seeds sweep (plus the bias probe): the sum of the draws' times; peak memory
+    of ``workers`` concurrent draws, ``WORKER_BYTES`` per extra process, and about
+    ``2 KB + 24 L`` bytes per draw for its task and result."""
+    draws = [(n, int(seeds)) for n in widths] + [(n, int(bias_seeds)) for n in bias_widths]
+    count = sum(s for _, s in draws)
+    if not draws or count == 0:
+        return Cost(0.0, 0.0, "an empty sweep")
+    per = {n: lag_gram_cost(n, lags, n_x, n_y, itemsize=itemsize) for n, _ in draws}
+    seconds = sum(per[n].seconds * s for n, s in draws)
+    conc = max(1, min(int(workers), count))
+    peak = max(per[n].bytes for n, _ in draws) * conc
+    bookkeeping = count * (2048.0 + 24.0 * lags) + (conc - 1) * WORKER_BYTES + 8.0 * (lags * n_x * n_y) ** 2
+    what = f"{count} draws (widths up to {max(n for n, _ in draws)}, {lags} lags)"
+    return Cost(peak + bookkeeping, seconds, what)
+
+
+def _mpf_bytes(digits: int) -> float:
+    """Bytes of one mpmath number with ``digits`` decimal digits (object and mantissa)."""
+    return 120.0 + 0.42 * digits
+
+
+def exact_weights_cost(lags: int, digits: int, groups: int = 4) -> Cost:
+    """Exact lag weights and shares (``python -m verify weights``).
+
+    Memory: ``2 (groups + 1) L`` numbers (guarded and rounded) plus their decimal strings
+    (three copies: list, JSON, table).  Time per lag (measured on one core, 2 to 4e-5 s at 30
+    digits, 1.4e-3 s at 10,000): ``2e-5 + 3.5e-5 (digits/1000)^1.6`` seconds.
+    """
+    L, d = float(lags), float(digits)
+    values = 2 * (groups + 1) * L
+    mem = values * _mpf_bytes(digits) + 3 * (groups + 1) * L * (d + 30)
+    sec = L * (2e-5 + 3.5e-5 * (d / 1000.0) ** 1.6)
+    return Cost(mem, sec, f"{int(L)} exact lag weights at {int(d)} digits")
+
+
+def diagonal_kernel_cost(T: int, digits: int, matrices: int = 7) -> Cost:
+    """The exact T x T lag kernel of a diagonal recurrence (``ssm weights``): ``matrices`` T x T
+    tables (six groups and the total) of numbers and strings; time per entry (measured: 5e-5 s
+    at 30 digits, 1.5e-4 s at 300) ``4e-5 (1 + digits/100)`` seconds."""
+    entries = float(T) ** 2
+    mem = matrices * entries * (_mpf_bytes(digits) + 2 * (digits + 30))
+    sec = entries * 4e-5 * (1 + digits / 100.0)
+    return Cost(mem, sec, f"an exact {int(T)} x {int(T)} kernel at {int(digits)} digits")
+
+
+# ----------------------------------------------------------------------------- float64 range
+def _log10(q: Fraction) -> float:
+    """log10 of a positive rational (any size)."""
+    return math.log10(q.numerator) - math.log10(q.denominator)
+
+
+def _scale_text(spec: RNNSpec, name: str) -> str:
+    return str(spec.to_dict()[name])
+
+
+def float64_spec(spec: RNNSpec, lags: Optional[int] = None, *, width: Optional[int] = None) -> None:
+    """Raise :class:`OutOfRange` naming the field when a float64 computation of ``spec`` would overflow.
+
+    Checked: every scale and learning rate as a float64; the NTK factor of each group
+    (:func:`verify.ntk.group_scales`: ``s_g^2 lr_g / fan-in`` for the ntk metric) at
+    ``width``; the closed-form weights ``beta_l`` (``l < lags``), bounded by their two parts
+    ``a r^m`` and ``b m r^(m-1)`` (:func:`theory.weights.markov_coefficients`).
+    """
+    from theory.weights import markov_coefficients
+
+    names = ["sigma_w", "sigma_f", "sigma_c", "lr_w", "lr_f", "lr_c"] + (["sigma_d", "lr_d"] if spec.has_d else [])
+    for name in names:
+        try:
+            spec.float64(name)
+        except SpecError as exc:
+            raise OutOfRange(f"--{name.replace('_', '-')}: {exc}") from None
+    fan = {"W": width or 1, "C": width or 1, "F": spec.n_x, "D": spec.n_x}
+    for g in spec.groups:
+        lr = spec.lr(g)
+        if not lr:
+            continue
+        sig = spec.sigma(g)
+        factor = (sig**2 if spec.metric == "ntk" else Fraction(1)) * lr / fan[g]
+        if factor and _log10(factor) > LOG10_MAX:
+            raise OutOfRange(
+                f"--sigma-{g.lower()} {_scale_text(spec, 'sigma_' + g.lower())}: the NTK factor of group {g}, "
+                f"s_{g}^2 lr_{g.lower()} / fan-in = 10^{_log10(factor):.1f}, overflows float64 (max 1.8e308)")
+    if lags is None:
+        return
+    coef = markov_coefficients(spec)
+    M = lags if spec.convention == "conv1" else max(lags - 1, 0)
+    r = coef.r
+    A = sum(coef.a.values())
+    B = sum(coef.b.values())
+    worst = (-math.inf, 0, "")
+    if M >= 1 and r > 0:
+        lr_ = _log10(r)
+        if A > 0:
+            m = 0 if lr_ <= 0 else M - 1
+            worst = max(worst, (_log10(A) + m * lr_, m, "A"))
+        if B > 0 and M >= 2:
+            cands = {1, M - 1}
+            if lr_ < 0:
+                cands.add(min(max(1, round(-1 / (lr_ * math.log(10)))), M - 1))
+            for m in cands:
+                worst = max(worst, (_log10(B) + math.log10(m) + (m - 1) * lr_, m, "B"))
+    elif M >= 1 and A > 0:
+        worst = (_log10(A), 0, "A")
+    if coef.d:
+        worst = max(worst, (_log10(coef.d), 0, "D"))
+    level, m, part = worst
+    if level + math.log10(2) <= LOG10_MAX:
+        return
+    lag = m + (0 if spec.convention == "conv1" else 1)
+    if part == "D":
+        raise OutOfRange(f"--sigma-d {_scale_text(spec, 'sigma_d')}: the lag-0 weight beta_0 = 10^{level:.1f} "
+                         "overflows float64 (max 1.8e308)")
+    # which factor drives it: the power of r = s_W^2, or the coefficient (s_C, s_F, learning rates)
+    coef_log = _log10(A if part == "A" else B)
+    if coef_log > LOG10_MAX - 1 or m == 0:
+        big = [n for n in ("sigma_c", "sigma_f", "sigma_w", "lr_c", "lr_f", "lr_w")
+               if getattr(spec, n) and _log10(getattr(spec, n)) > 0]
+        big.sort(key=lambda n: -_log10(getattr(spec, n)))
+        who = ", ".join(f"--{n.replace('_', '-')} {_scale_text(spec, n)}" for n in big[:2]) or "the scales"
+        raise OutOfRange(f"{who}: the closed-form lag weight beta_{lag} = 10^{level:.1f} overflows float64 "
+                         "(max 1.8e308); use smaller scales or the exact side (python -m verify weights)")
+    raise OutOfRange(f"--sigma-w {_scale_text(spec, 'sigma_w')} with --lags {lags}: the closed-form lag weight "
+                     f"beta_{lag} = 10^{level:.1f} overflows float64 (max 1.8e308: the factor s_W^(2l) grows with "
+                     "the lag); use fewer lags or the exact side (python -m verify weights)")
+
+
+# ----------------------------------------------------------------------------- .npz inputs
+@dataclass(frozen=True)
+class NpzArray:
+    """What the header of one array in an ``.npz`` file says: its shape and dtype."""
+
+    shape: Tuple[int, ...]
+    dtype: np.dtype
+
+
+def npz_header(path, flag: str = "--weights", *, keys: Iterable[str] = ("W", "F", "C", "D"),
+               required: Iterable[str] = ("W", "F", "C")) -> Dict[str, NpzArray]:
+    """Shapes and dtypes of the arrays ``keys`` of an ``.npz`` file, read from the headers only.
+
+    Nothing is allocated: a header that claims a 10^6 x 10^6 matrix is seen before any
+    memory is reserved for it.  Rejects what is not a regular non-empty zip file, missing
+    ``required`` keys, object (pickled) and non-real dtypes.
+    """
+    text = path_text(path, flag)
+    p = Path(text)
+    if not p.exists():
+        raise BadInput(f"{flag} {text}: no such file")
+    if p.is_dir():
+        raise BadInput(f"{flag} {text}: is a folder, not an .npz file")
+    if not p.is_file():
+        raise BadInput(f"{flag} {text}: not a regular file (an .npz file saved by numpy.savez is needed)")
+    try:
+        size = p.stat().st_size
+        if size == 0:
+            raise BadInput(f"{flag} {text}: the file is empty (an .npz file saved by numpy.savez is needed)")
+        if not zipfile.is_zipfile(p):
+            raise BadInput(f"{flag} {text}: not an .npz file (expected arrays saved by numpy.savez)")
+        out: Dict[str, NpzArray] = {}
+        with zipfile.ZipFile(p) as zf:
+            members = {name[:-4]: name for name in zf.namelist() if name.endswith(".npy")}
+            missing = [k for k in required if k not in members]
+            if missing:
+                raise BadInput(f"{flag} {text}: missing array(s) {', '.join(missing)} "
+                               f"(need {', '.join(required)})")
+            for k in keys:
+                if k not in members:
+                    continue
+                with zf.open(members[k]) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                              else np.lib.format.read_array_header_2_0)
+                    shape, _fortran, dtype = reader(fh)
+                if dtype.hasobject:
+                    raise BadInput(f"{flag} {text}: array {k} holds Python objects (pickles are not read)")
+                if np.issubdtype(dtype, np.complexfloating) or not np.issubdtype(dtype, np.number):
+                    raise BadInput(f"{flag} {text}: array {k} must be real-valued, got dtype {dtype}")
+                out[k] = NpzArray(tuple(int(s) for s in shape), dtype)
+    except BadInput:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as exc:
+        raise BadInput(f"{flag} {text}: not a readable .npz file ({_first_line(exc)})") from None
+    return out
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def load_npz(path, header: Dict[str, NpzArray], flag: str = "--weights") -> Dict[str, np.ndarray]:
+    """The arrays named in ``header`` (from :func:`npz_header`) as float64, checked finite."""
+    text = str(path)
+    need = sum(8.0 * math.prod(a.shape) + a.dtype.itemsize * math.prod(a.shape) for a in header.values())
+    check_cost(Cost(need, need / 1e9, f"the arrays of {text}"), flag)
+    arrays: Dict[str, np.ndarray] = {}
+    try:
+        with np.load(text, allow_pickle=False) as data:
+            for k, meta in header.items():
+                raw = data[k]
+                if raw.shape != meta.shape:
+                    raise BadInput(f"{flag} {text}: array {k} does not match its header")
+                arrays[k] = np.asarray(raw, dtype=np.float64)
+    except BadInput:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as exc:
+        raise BadInput(f"{flag} {text}: not a readable .npz file ({_first_line(exc)})") from None
+    for k, a in arrays.items():
+        if not np.all(np.isfinite(a)):
+            raise BadInput(f"{flag} {text}: array {k} contains non-finite values (NaN or infinity)")
+    return arrays
