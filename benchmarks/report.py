@@ -105,7 +105,7 @@ def render(result: Dict, markdown: bool) -> str:
                     "(wall seconds; peak memory above the process's resident set before the call)"),
                   ntk_table(result["ntk"], markdown),
                   h("Ratios"), ratio_table(result["ratios"], markdown),
-                  h("Targets (issue 6)"), target_table(result["targets"], markdown),
+                  h("Targets"), target_table(result["targets"], markdown),
                   h("Where the structured method's time goes"), parts_table(result["ntk"], markdown)]
     for size, text in (result.get("profiles") or {}).items():
         parts += [h(f"cProfile of the structured method at n x T = {size}"), "```\n" + text + "\n```"]

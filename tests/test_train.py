@@ -89,7 +89,8 @@ def test_bad_convention_and_shapes():
 
 
 def _setting(seed=1):
-    """The spec's training setting: s_W = 0.8, T = 10, six sequences, one label (last output) each."""
+    """The training setting of `python -m verify reproduce`: s_W = 0.8, T = 10, six sequences,
+    one label (the last output) each."""
     spec = RNNSpec(sigma_w="0.8")
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((6, 10, 1))

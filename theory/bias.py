@@ -1,7 +1,7 @@
 """The implicit bias of training: the beta-weighted minimum-norm impulse response.
 
 Full-batch gradient descent with a small step on a wide linear RNN (kernel regime,
-``shared/spec/theory.md`` section 5) moves the impulse response ``L`` to
+docs/theory.md, section "Training in the kernel regime") moves the impulse response ``L`` to
 
     L_inf = argmin_L sum_l ||L_l - L_l(0)||^2 / beta_l   subject to  X vec(L) = y
           = L(0) + B X^T (X B X^T)^(-1) (y - X L(0)),      B = diag(beta_l) (x) I_(n_x).

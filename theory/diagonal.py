@@ -1,6 +1,7 @@
 """Wide-limit lag kernels of diagonal complex linear recurrences (LRU, S4D), exactly.
 
-Model (scalar input and output, conv1 indexing; ``shared/spec/diagonal.md``)::
+Model (scalar input and output, conv1 indexing; docs/theory.md, section
+"Diagonal recurrences (LRU, S4D)")::
 
     h_(j,t) = lambda_j h_(j,t-1) + g_j B_j x_t,     y_t = sum_j Re(C_j h_(j,t)) + D x_t
     lambda_j = exp(-exp(nu_j) + i exp(theta_j)),     g_j = exp(gamma_j)

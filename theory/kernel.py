@@ -5,7 +5,7 @@ the wide-limit NTK between output ``(b, t, a)`` and ``(b', t', c)`` is
 
     K = delta_ac * sum_(l=0)^(min(t, t')) beta_l <x_(b, t-l), x'_(b', t'-l)> / n_x
 
-(``shared/spec/theory.md``, section 3) and the NNGP covariance of the initial
+(docs/theory.md, section "The kernel") and the NNGP covariance of the initial
 network is the same with ``gamma_l`` (:func:`theory.weights.nngp_lag_variances`)
 in place of ``beta_l``.
 

@@ -84,7 +84,8 @@ class RNNSpec:
     the model has no feed-through term D.
 
     ``metric`` selects the variables gradient descent moves (``"ntk"``,
-    ``"variance"`` or ``"standard"``, see ``shared/spec/theory.md`` section 2);
+    ``"variance"`` or ``"standard"``, see docs/theory.md, section "Initialization and
+    metrics");
     ``lr_*`` multiply each group's share of the NTK (0 freezes the group).
     """
 

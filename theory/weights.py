@@ -2,7 +2,7 @@
 
 Per Markov parameter ``M_m = C W^m F`` the wide-limit NTK weight of each trained
 group has the form ``a_g r^m + b_g m r^(m-1)`` with ``r = s_W^2``
-(``shared/spec/theory.md``, section 3):
+(docs/theory.md, section "Lag weights and group shares"):
 
 =====  ======================  ======================  ==========================
 group  metric "variance"       metric "ntk"            metric "standard" (NTK/n)

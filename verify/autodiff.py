@@ -5,7 +5,7 @@ The ``"jacobian"`` and ``"ntvp"`` methods of :func:`verify.ntk.empirical_ntk`
 Gram, and the baseline the benchmarks compare it against.  Nothing here
 uses the lag Gram or the Krylov sequences: ``f(params, x)`` is the plain
 forward recurrence of one sequence ``x (T, n_x)`` (docs/theory.md, section
-'Model')
+'Model and conventions')
 
     conv1:  h_t = W h_(t-1) + F x_t,   y_t = C h_t + D x_t     (h_(-1) = 0)
     conv2:  h_(t+1) = W h_t + F x_t,   y_t = C h_t + D x_t     (h_0 = 0)

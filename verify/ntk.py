@@ -1,8 +1,8 @@
 """Empirical NTK of a finite-width linear RNN through its lag Gram.
 
 Since ``dy_t/dtheta = sum_l (dL_l/dtheta) x_(t-l)``, the NTK of any batch is a
-contraction of the *lag Gram* (docs/theory.md, section 'The finite-width object:
-the lag Gram')
+contraction of the *lag Gram* (docs/theory.md, section 'The lag Gram and
+its Krylov structure')
 
     Theta_n[l, a, i, l', b, j] = < dL_l[a, i] / dtheta~ , dL_l'[b, j] / dtheta~ >
 
@@ -218,13 +218,13 @@ def _lagged_inputs(X, lags: int):
     return xp.stack(cols, axis=2)
 
 
-def ntk_from_lag_gram(theta, X, Xp=None):
+def ntk_from_lag_gram(gram, X, Xp=None):
     """``K[b, t, a, b', t', c] = sum Phi[b,t,l,i] Theta[l,a,i,l',c,j] Phi'[b',t',l',j]``.
 
-    ``theta`` is a :class:`LagGram` or an array ``(L, n_y, n_x, L, n_y, n_x)`` with
+    ``gram`` is a :class:`LagGram` or an array ``(L, n_y, n_x, L, n_y, n_x)`` with
     ``L >= max(T, T')``.  Returns shape ``(B, T, n_y, B', T', n_y)``.
     """
-    arr = theta.total if isinstance(theta, LagGram) else theta
+    arr = gram.total if isinstance(gram, LagGram) else gram
     xp = array_namespace(arr)
     L, ny, nx = arr.shape[:3]
     Xp = X if Xp is None else Xp

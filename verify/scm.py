@@ -4,7 +4,7 @@
 
 trained by gradient descent on ``theta``.  Its NTK is exactly
 ``delta_ac sum_l beta_l <x_(t-l), x'_(t'-l)> / n_x``, the wide-limit NTK of the
-linear RNN (``shared/spec/theory.md``, section 3), at every "width": the model
+linear RNN (docs/theory.md, section "The kernel"), at every "width": the model
 is linear in ``theta``.  (The ``1/n_x`` is the fan-in normalization of the
 theorem; for scalar inputs the model is ``sum_l sqrt(beta_l) theta_l x_(t-l)``.)
 """

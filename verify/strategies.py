@@ -234,7 +234,7 @@ def networks(spec: RNNSpec, width: Union[int, Tuple[int, int]], backend=None):
     return st.tuples(widths, seeds()).map(lambda ws: init_rnn(spec, ws[0], ws[1], backend))
 
 
-def lags(max: int = 16, min: int = 1) -> "st.SearchStrategy[int]":  # noqa: A002 - names of the brief
+def lags(max: int = 16, min: int = 1) -> "st.SearchStrategy[int]":  # noqa: A002 - public keyword names
     """Numbers of lags ``min..max`` (shrink towards ``min``)."""
     if isinstance(max, bool) or not isinstance(max, int) or not 1 <= min <= max:
         raise SpecError(f"lags need 1 <= min <= max, got min = {min!r}, max = {max!r}")

@@ -3,8 +3,8 @@
 Loss: ``0.5 * sum_(b, t in times) ||y_t(x_b) - target[b, t]||^2`` (squared loss on
 the fitted output times, ``"last"`` by default: one label per sequence).
 
-Gradient descent runs on the metric's tilde variables (``shared/spec/theory.md``
-section 2).  With ``P = a_g P~`` (``ntk``: ``a_W = s_W/sqrt n``, ``a_F = s_F/sqrt n_x``,
+Gradient descent runs on the metric's tilde variables (docs/theory.md, section
+"Initialization and metrics").  With ``P = a_g P~`` (``ntk``: ``a_W = s_W/sqrt n``, ``a_F = s_F/sqrt n_x``,
 ``a_C = s_C/sqrt n``, ``a_D = s_D/sqrt n_x``; ``variance``: ``1/sqrt(fan-in)``;
 ``standard``: ``a = 1`` with step ``eta/n``), a step ``P~ <- P~ - eta lr_g dLoss/dP~``
 is ``P <- P - eta * lr_g a_g^2 * dLoss/dP``, and ``lr_g a_g^2`` (``lr_g / n`` for

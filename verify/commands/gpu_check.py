@@ -42,8 +42,8 @@ from .. import validate
 from ..cli import UsageError, add_spec_arguments, arg_type, spec_from_args
 from ..report_json import versioned
 
-TOL64 = 1e-12  # cross-backend float64 (issue 4); see tests/test_backends.py
-TOL_AUTODIFF = 1e-10  # torch.func vs structured (issue 4); see tests/test_autodiff.py
+TOL64 = 1e-12  # cross-backend float64; see tests/test_backends.py
+TOL_AUTODIFF = 1e-10  # torch.func vs structured; see tests/test_autodiff.py
 TF32_TRIPWIRE = 2.0 ** -11 / 10  # see tests/test_backends.py::test_float32_error_measured
 
 

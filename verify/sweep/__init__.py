@@ -13,8 +13,8 @@ with the limit ``Theta_inf = diag(beta) (x) I / n_x`` (:func:`verify.ntk.limit_l
 * ``offdiag``: the Frobenius norm of ``Theta_n`` off the main diagonal of its
   ``(L n_y n_x)``-square matrix form (where the limit is 0), over ``||Theta_inf||_F``.
 
-What theory predicts (docs/theory.md, section 'The finite-width object: the
-lag Gram'): entries fluctuate by ``O(n^-1/2)`` and the mean has an ``O(1/n)`` bias growing with the lag.  Hence
+What theory predicts (docs/theory.md, section 'Finite width: exact moments of
+the lag Gram'): entries fluctuate by ``O(n^-1/2)`` and the mean has an ``O(1/n)`` bias growing with the lag.  Hence
 ``e_n = n^-1/2 ||G + n^-1/2 H||`` with ``G`` Gaussian, and (``G -> -G`` symmetry
 kills the ``n^-1/2`` term of an even function)
 
