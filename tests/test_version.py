@@ -53,3 +53,15 @@ def test_citation_file_states_the_package_version():
     text = (ROOT / "CITATION.cff").read_text()
     match = re.search(r'^version:\s*"?([^"\n]+)"?\s*$', text, re.M)
     assert match and match.group(1) == verify.__version__
+
+
+def test_every_module_that_writes_json_adds_the_version():
+    """A guard for new commands: a module that writes JSON must pass its report through ``versioned``."""
+    helpers = {ROOT / "verify" / "report_json.py", ROOT / "verify" / "output.py"}
+    writes = re.compile(r"json\.dumps?\(|(?<!def )write_json\(")
+    missing = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "verify").rglob("*.py"))
+        if path not in helpers and writes.search(path.read_text()) and "versioned(" not in path.read_text()
+    ]
+    assert not missing, f"JSON written without the version in {missing}"
