@@ -182,3 +182,108 @@ def test_validate_accepts():
     assert validate.int_list([4, 4], "--x", distinct=False) == (4, 4)
     assert validate.dps(100_000) == 100_000 and validate.dps(5) == 5
     assert validate.number("0.99", "--confidence", minimum=0.5, maximum=1, open_maximum=True) == 0.99
+
+
+# ----------------------------------------------------------------------------- inputs that crashed
+def _npz_with_headers(path, shapes, dtype="<f8"):
+    """An .npz whose members are bare .npy headers claiming ``shapes`` (no data behind them)."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    with zipfile.ZipFile(path, "w") as z:
+        for key, shape in shapes.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+            z.writestr(f"{key}.npy", buf.getvalue())
+    return path
+
+
+def _bad_weights(tmp_path):
+    import numpy as np
+
+    out = {}
+    out["dev-null"] = "/dev/null"
+    out["folder"] = str(tmp_path)
+    (tmp_path / "empty.npz").write_bytes(b"")
+    out["empty"] = str(tmp_path / "empty.npz")
+    (tmp_path / "text.npz").write_text("W = [[1]]")
+    out["text"] = str(tmp_path / "text.npz")
+    np.savez(tmp_path / "zero.npz", W=np.zeros((0, 0)), F=np.zeros((0, 1)), C=np.zeros((1, 0)))
+    out["width-0"] = str(tmp_path / "zero.npz")
+    np.savez(tmp_path / "nx0.npz", W=np.eye(2), F=np.zeros((2, 0)), C=np.ones((1, 2)))
+    out["n_x-0"] = str(tmp_path / "nx0.npz")
+    out["huge-header"] = str(_npz_with_headers(tmp_path / "huge.npz", {"W": (10**6, 10**6), "F": (10**6, 1),
+                                                                       "C": (1, 10**6)}))
+    out["short-data"] = str(_npz_with_headers(tmp_path / "short.npz", {"W": (3, 3), "F": (3, 1), "C": (1, 3)}))
+    np.savez(tmp_path / "obj.npz", W=np.array([[object()]], dtype=object), F=np.ones((1, 1)), C=np.ones((1, 1)))
+    out["pickle"] = str(tmp_path / "obj.npz")
+    np.savez(tmp_path / "vec.npz", W=np.ones(3), F=np.ones((3, 1)), C=np.ones((1, 3)))
+    out["1-D"] = str(tmp_path / "vec.npz")
+    np.savez(tmp_path / "str.npz", W=np.array([["a"]]), F=np.ones((1, 1)), C=np.ones((1, 1)))
+    out["strings"] = str(tmp_path / "str.npz")
+    np.savez(tmp_path / "keys.npz", A=np.eye(2))
+    out["keys"] = str(tmp_path / "keys.npz")
+    np.savez(tmp_path / "nan.npz", W=np.full((2, 2), np.nan), F=np.ones((2, 1)), C=np.ones((1, 2)))
+    out["nan"] = str(tmp_path / "nan.npz")
+    return out
+
+
+WEIGHT_MESSAGES = {
+    "dev-null": "not a regular file", "folder": "is a folder", "empty": "the file is empty",
+    "text": "not an .npz file", "width-0": "width n is 0", "n_x-0": "n_x is 0",
+    "huge-header": "would need about 14.6 TiB of memory", "short-data": "not a readable .npz file",
+    "pickle": "holds Python objects", "1-D": "must be a matrix (2-D)", "strings": "must be real-valued",
+    "keys": "missing array(s) W, F, C", "nan": "non-finite",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WEIGHT_MESSAGES))
+def test_ntk_bad_weights_files_exit_2_with_one_line(kind, tmp_path, capsys):
+    path = _bad_weights(tmp_path)[kind]
+    assert cli.main(["ntk", "--weights", path, "--sigma-w", "0.9", "--lags", "3"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("error: --weights")
+    assert WEIGHT_MESSAGES[kind] in err, err
+
+
+def test_huge_header_is_refused_before_any_allocation(tmp_path, monkeypatch, capsys):
+    """The header's 10^6 x 10^6 claim is refused by the size check, without reading an array."""
+    import numpy as np
+
+    path = _bad_weights(tmp_path)["huge-header"]
+    monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("np.load called before the size check"))
+    assert cli.main(["ntk", "--weights", path, "--sigma-w", "0.9", "--lags", "3"]) == 2
+    assert "RNN_VERIFY_MAX_MEMORY_GIB" in capsys.readouterr().err
+
+
+def test_ntk_bad_weights_through_the_real_entry_point(tmp_path):
+    for path in ("/dev/null", _bad_weights(tmp_path)["width-0"]):
+        p = subprocess.run([sys.executable, "-m", "verify", "ntk", "--weights", path, "--sigma-w", "0.9"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("command", [
+    ["ssm", "compare", "--lags", "4", "--train-lags", "3", "--train-sequences", "1", "--max-lag", "8"],
+    ["gpu-check", "--device", "cpu", "--backend", "torch", "--max-width", "16", "--num-widths", "3",
+     "--seeds", "2", "--lags", "2", "--no-pytest"],
+])
+@pytest.mark.parametrize("where, message", [
+    ("file", "exists and is not a folder"),
+    ("under-file", "cannot create the folder"),
+    ("empty", "expected a path, got an empty string"),
+])
+def test_out_that_cannot_be_a_folder_exits_2_before_the_work(command, where, message, tmp_path, capsys,
+                                                              monkeypatch):
+    if command[0] == "gpu-check":
+        pytest.importorskip("torch")
+    (tmp_path / "a_file").write_text("keep me")
+    out = {"file": str(tmp_path / "a_file"), "under-file": str(tmp_path / "a_file" / "sub"), "empty": ""}[where]
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(command + ["--out", out]) == 2
+    o, err = capsys.readouterr()
+    assert o == "" and err.count("\n") == 1 and message in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # nothing created, nothing changed
+    assert (tmp_path / "a_file").read_text() == "keep me"

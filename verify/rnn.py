@@ -193,35 +193,40 @@ def save_rnn(rnn: LinearRNN, path: Union[str, Path]) -> None:
     np.savez(path, **arrays)
 
 
-def load_rnn(path: Union[str, Path], backend: Optional[Backend] = None) -> LinearRNN:
-    """Read a network written by :func:`save_rnn` (keys W, F, C and optional D)."""
-    be = backend or get_backend()
-    import zipfile
+def load_rnn(path: Union[str, Path], backend: Optional[Backend] = None, *, flag: Optional[str] = None) -> LinearRNN:
+    """Read a network written by :func:`save_rnn` (keys W, F, C and optional D).
 
-    if Path(path).is_file() and not zipfile.is_zipfile(path):
-        raise SpecError(f"{path}: not an .npz file (expected arrays W, F, C and optional D saved by numpy.savez)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in ("W", "F", "C") if k not in data.files]
-            if missing:
-                raise SpecError(f"{path}: missing array(s) {', '.join(missing)} (need W, F, C and optional D)")
-            arrays = {}
-            for k in ("W", "F", "C", "D"):
-                if k not in data.files:
-                    continue
-                raw = data[k]
-                if np.iscomplexobj(raw) or not np.issubdtype(raw.dtype, np.number):
-                    raise SpecError(f"{path}: array {k} must be real-valued, got dtype {raw.dtype}")
-                arrays[k] = np.asarray(raw, dtype=np.float64)
-    except SpecError:
-        raise
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise SpecError(f"{path}: not a readable .npz file ({exc})") from None
-    for k, a in arrays.items():
-        if not np.all(np.isfinite(a)):
-            raise SpecError(f"{path}: array {k} contains non-finite values")
+    The shapes are read from the array headers first (:func:`verify.validate.npz_header`)
+    and checked (``W (n, n)``, ``F (n, n_x)``, ``C (n_y, n)``, ``D (n_y, n_x)``, every
+    dimension >= 1) and the memory the arrays need is checked against the limit before any
+    array is read.  Every failure is a :class:`verify.errors.BadInput` with one line naming
+    the file (and ``flag``, the command-line option that named it, if given).
+    """
+    from . import validate
+    from .errors import BadInput
+
+    be = backend or get_backend()
+    header = validate.npz_header(path, flag)
+    where = f"{flag} {path}" if flag else f"{path}"
+    shapes = {k: a.shape for k, a in header.items()}
+    for k, shape in shapes.items():
+        if len(shape) != 2:
+            raise BadInput(f"{where}: array {k} must be a matrix (2-D), got shape {shape}")
+    n = shapes["W"][0]
+    if shapes["W"][1] != n:
+        raise BadInput(f"{where}: W must be square (n, n), got shape {shapes['W']}")
+    if shapes["F"][0] != n:
+        raise BadInput(f"{where}: F must have shape (n, n_x) = ({n}, n_x), got {shapes['F']}")
+    if shapes["C"][1] != n:
+        raise BadInput(f"{where}: C must have shape (n_y, n) = (n_y, {n}), got {shapes['C']}")
+    n_x, n_y = shapes["F"][1], shapes["C"][0]
+    if "D" in shapes and shapes["D"] != (n_y, n_x):
+        raise BadInput(f"{where}: D must have shape (n_y, n_x) = {(n_y, n_x)}, got {shapes['D']}")
+    for name, value in (("width n", n), ("n_x", n_x), ("n_y", n_y)):
+        if value < 1:
+            raise BadInput(f"{where}: the network's {name} is 0 (W {shapes['W']}, F {shapes['F']}, C {shapes['C']}); "
+                           "every dimension must be at least 1")
+    arrays = validate.load_npz(path, header, flag)
     return LinearRNN(*(be.asarray(arrays[k]) if k in arrays else None for k in ("W", "F", "C", "D")))
 
 

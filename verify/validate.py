@@ -423,7 +423,7 @@ class NpzArray:
     dtype: np.dtype
 
 
-def npz_header(path, flag: str = "--weights", *, keys: Iterable[str] = ("W", "F", "C", "D"),
+def npz_header(path, flag: Optional[str] = "--weights", *, keys: Iterable[str] = ("W", "F", "C", "D"),
                required: Iterable[str] = ("W", "F", "C")) -> Dict[str, NpzArray]:
     """Shapes and dtypes of the arrays ``keys`` of an ``.npz`` file, read from the headers only.
 
@@ -431,26 +431,27 @@ def npz_header(path, flag: str = "--weights", *, keys: Iterable[str] = ("W", "F"
     memory is reserved for it.  Rejects what is not a regular non-empty zip file, missing
     ``required`` keys, object (pickled) and non-real dtypes.
     """
-    text = path_text(path, flag)
+    text = path_text(path, flag or "path")
+    where = f"{flag} {text}" if flag else text
     p = Path(text)
     if not p.exists():
-        raise BadInput(f"{flag} {text}: no such file")
+        raise BadInput(f"{where}: no such file")
     if p.is_dir():
-        raise BadInput(f"{flag} {text}: is a folder, not an .npz file")
+        raise BadInput(f"{where}: is a folder, not an .npz file")
     if not p.is_file():
-        raise BadInput(f"{flag} {text}: not a regular file (an .npz file saved by numpy.savez is needed)")
+        raise BadInput(f"{where}: not a regular file (an .npz file saved by numpy.savez is needed)")
     try:
         size = p.stat().st_size
         if size == 0:
-            raise BadInput(f"{flag} {text}: the file is empty (an .npz file saved by numpy.savez is needed)")
+            raise BadInput(f"{where}: the file is empty (an .npz file saved by numpy.savez is needed)")
         if not zipfile.is_zipfile(p):
-            raise BadInput(f"{flag} {text}: not an .npz file (expected arrays saved by numpy.savez)")
+            raise BadInput(f"{where}: not an .npz file (expected arrays saved by numpy.savez)")
         out: Dict[str, NpzArray] = {}
         with zipfile.ZipFile(p) as zf:
             members = {name[:-4]: name for name in zf.namelist() if name.endswith(".npy")}
             missing = [k for k in required if k not in members]
             if missing:
-                raise BadInput(f"{flag} {text}: missing array(s) {', '.join(missing)} "
+                raise BadInput(f"{where}: missing array(s) {', '.join(missing)} "
                                f"(need {', '.join(required)})")
             for k in keys:
                 if k not in members:
@@ -461,14 +462,14 @@ def npz_header(path, flag: str = "--weights", *, keys: Iterable[str] = ("W", "F"
                               else np.lib.format.read_array_header_2_0)
                     shape, _fortran, dtype = reader(fh)
                 if dtype.hasobject:
-                    raise BadInput(f"{flag} {text}: array {k} holds Python objects (pickles are not read)")
+                    raise BadInput(f"{where}: array {k} holds Python objects (pickles are not read)")
                 if np.issubdtype(dtype, np.complexfloating) or not np.issubdtype(dtype, np.number):
-                    raise BadInput(f"{flag} {text}: array {k} must be real-valued, got dtype {dtype}")
+                    raise BadInput(f"{where}: array {k} must be real-valued, got dtype {dtype}")
                 out[k] = NpzArray(tuple(int(s) for s in shape), dtype)
     except BadInput:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as exc:
-        raise BadInput(f"{flag} {text}: not a readable .npz file ({_first_line(exc)})") from None
+        raise BadInput(f"{where}: not a readable .npz file ({_first_line(exc)})") from None
     return out
 
 
@@ -477,24 +478,28 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def load_npz(path, header: Dict[str, NpzArray], flag: str = "--weights") -> Dict[str, np.ndarray]:
-    """The arrays named in ``header`` (from :func:`npz_header`) as float64, checked finite."""
+def load_npz(path, header: Dict[str, NpzArray], flag: Optional[str] = "--weights") -> Dict[str, np.ndarray]:
+    """The arrays named in ``header`` (from :func:`npz_header`) as float64, checked finite.
+
+    The memory they need (stored and float64 copies) is checked against the limit first.
+    """
     text = str(path)
-    need = sum(8.0 * math.prod(a.shape) + a.dtype.itemsize * math.prod(a.shape) for a in header.values())
-    check_cost(Cost(need, need / 1e9, f"the arrays of {text}"), flag)
+    where = f"{flag} {text}" if flag else text
+    need = sum((8.0 + a.dtype.itemsize) * math.prod(a.shape) for a in header.values())
+    check_cost(Cost(need, need / 1e9, f"the arrays of {text}"), flag or text)
     arrays: Dict[str, np.ndarray] = {}
     try:
         with np.load(text, allow_pickle=False) as data:
             for k, meta in header.items():
                 raw = data[k]
                 if raw.shape != meta.shape:
-                    raise BadInput(f"{flag} {text}: array {k} does not match its header")
+                    raise BadInput(f"{where}: array {k} does not match its header")
                 arrays[k] = np.asarray(raw, dtype=np.float64)
     except BadInput:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as exc:
-        raise BadInput(f"{flag} {text}: not a readable .npz file ({_first_line(exc)})") from None
+        raise BadInput(f"{where}: not a readable .npz file ({_first_line(exc)})") from None
     for k, a in arrays.items():
         if not np.all(np.isfinite(a)):
-            raise BadInput(f"{flag} {text}: array {k} contains non-finite values (NaN or infinity)")
+            raise BadInput(f"{where}: array {k} contains non-finite values (NaN or infinity)")
     return arrays

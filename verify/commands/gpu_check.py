@@ -38,7 +38,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from .. import validate
+from .. import output, validate
 from ..cli import UsageError, add_spec_arguments, arg_type, spec_from_args
 from ..report_json import versioned
 
@@ -49,6 +49,7 @@ TF32_TRIPWIRE = 2.0 ** -11 / 10  # see tests/test_backends.py::test_float32_erro
 
 def add_arguments(p) -> None:
     p.add_argument("--out", required=True, help="output folder for gpu_check.json, gpu_check.md, pytest.txt")
+    p.add_argument("--force", action="store_true", help="replace an existing report in --out")
     p.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="device (default cuda)")
     p.add_argument("--backend", choices=("torch", "cupy"), default="torch", help="array backend (default torch)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="sweep dtype (default float64)")
@@ -298,8 +299,7 @@ def markdown(report: Dict[str, Any]) -> str:
 
 # -------------------------------------------------------------------------- main
 def run(args) -> int:
-    from ..backend import ComputeOptions, get_backend
-    from ..sweep import SweepPlan, sweep
+    from ..backend import get_backend
 
     start = time.perf_counter()
     deadline = start + float(args.time_limit)
@@ -309,10 +309,21 @@ def run(args) -> int:
         raise UsageError(f"--seeds must be at least 2 (a seed mean with an interval), got {args.seeds}")
     widths = _widths(args.max_width, args.num_widths)
     spec = spec_from_args(args)
-    lags = args.lags
     be = get_backend(args.backend, args.device, args.dtype, draws=args.draws)  # BackendError: one line, exit 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with output.report_folder(args.out, GPU_CHECK_FILES, force=args.force) as outputs:
+        ok = _run_into(args, be, spec, widths, start, deadline, outputs.staging)
+    print(f"wrote {outputs.final('gpu_check.json')}, gpu_check.md" + (", pytest.txt" if not args.no_pytest else ""))
+    return 0 if ok else 1
+
+
+GPU_CHECK_FILES = ("gpu_check.json", "gpu_check.md", "pytest.txt")
+
+
+def _run_into(args, be, spec, widths, start, deadline, out: Path) -> bool:
+    from ..backend import ComputeOptions
+    from ..sweep import SweepPlan, sweep
+
+    lags = args.lags
     report: Dict[str, Any] = {"machine": machine_info(be), "time_limit": float(args.time_limit),
                               "sweep_dtype": args.dtype, "draws": args.draws, "spec": dict(spec.to_dict()),
                               "lags": lags, "checks": {}, "timings": [], "errors": []}
@@ -383,7 +394,7 @@ def run(args) -> int:
     (out / "gpu_check.json").write_text(json.dumps(_jsonable(versioned(report)), indent=1))
     (out / "gpu_check.md").write_text(markdown(report))
     print(markdown(report))
-    return 0 if ok else 1
+    return ok
 
 
 def _jsonable(obj):

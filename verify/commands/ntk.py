@@ -43,14 +43,21 @@ def compute(args) -> dict:
     from ..sweep import _jsonable, lag_gram_errors
 
     be = get_backend(args.backend, args.device, args.dtype)
-    rnn = load_rnn(args.weights, backend=be)
+    lags = validate.lags(args.lags)
+    header = validate.npz_header(args.weights, "--weights")  # shapes only: nothing allocated yet
+    shapes = {k: a.shape for k, a in header.items()}
+    if all(len(v) == 2 for v in shapes.values()):  # else load_rnn says what is wrong
+        n, nx, ny = shapes["W"][0], shapes["F"][1], shapes["C"][0]
+        itemsize = 4 if args.dtype == "float32" else 8
+        validate.check_cost(validate.lag_gram_cost(n, lags, max(nx, 1), max(ny, 1), itemsize=itemsize, draw=False),
+                            "--weights/--lags")
+    rnn = load_rnn(args.weights, backend=be, flag="--weights")
     for flag, name, have in (("--n-x", "n_x", rnn.n_x), ("--n-y", "n_y", rnn.n_y)):
         given = getattr(args, name)
         if given is not None and given != have:
             raise SpecError(f"{flag} {given} does not match the network in {args.weights} ({name} = {have})")
         setattr(args, name, have)
     spec = spec_from_args(args)
-    validate.lags(args.lags)
     theta = np.asarray(to_numpy(lag_gram(rnn, spec, args.lags).total), dtype=np.float64)
     limit = limit_lag_gram(spec, args.lags)
     scalar = spec.n_x == 1 and spec.n_y == 1

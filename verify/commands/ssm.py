@@ -28,6 +28,9 @@ from theory.weights import lag_weights
 
 from .. import validate
 from ..cli import arg_type
+from .. import output
+from ..errors import require
+from ..output import write_json
 from ..progress import progress
 from ..report_json import versioned
 
@@ -65,7 +68,8 @@ def add_arguments(p) -> None:
 
     c = sub.add_parser("compare", help="memory of dense vs diagonal recurrences: figure and JSON summary",
                        description="Dense RNN vs LRU / S4D-Lin lag kernels: 1 %% lags, effective ranks, fits.")
-    c.add_argument("--out", required=True, help="output directory (created if missing)")
+    c.add_argument("--out", required=True, help="output folder (created if missing)")
+    c.add_argument("--force", action="store_true", help="replace an existing report in --out")
     c.add_argument("--lags", type=arg_type(validate.lags, "--lags"), default=128, help="T for the kernels and effective ranks (default 128)")
     c.add_argument("--train-lags", type=arg_type(validate.lags, "--train-lags"), default=64, help="T of the kernel-regression example (default 64)")
     c.add_argument("--train-sequences", type=arg_type(_POS, "--train-sequences"), default=16, help="training sequences (default 16)")
@@ -187,14 +191,31 @@ def _teachers(T: int):
 
 
 def run_compare(args) -> int:
-    from verify.diagonal import drop_lag, effective_rank
-
     dps = validate.dps(args.dps)
     for name in ("lags", "train_lags", "train_sequences", "max_lag"):
         validate.positive_int(getattr(args, name), "--" + name.replace("_", "-"))
     if not args.no_train and args.train_sequences >= args.train_lags:
         raise SpecError("--train-sequences must be smaller than --train-lags (otherwise every kernel fits the same L)")
-    os.makedirs(args.out, exist_ok=True)
+    require("matplotlib", "ssm compare (its figure ssm_compare.png)", "plot")
+    with output.report_folder(args.out, COMPARE_FILES, force=args.force) as outputs:
+        summary, teachers = _compare_into(args, dps, outputs.staging)
+    print(f"wrote {outputs.final('ssm_compare.png')} and {outputs.final('ssm_compare.json')}")
+    print(f"{'model':<34} {'1 % lag':>9} {'eff. rank':>10}" + "".join(f" {'err ' + ' '.join(t.split()[:2]):>22}" for t in teachers))
+    for m in summary["models"]:
+        lag1 = m["one_percent_lag"] if m["one_percent_lag"] is not None else f">{args.max_lag}"
+        row = f"{m['name']:<34} {lag1!s:>9} {m['effective_rank']:>10.2f}"
+        for t in teachers:
+            row += f" {m['fits'][t]['relative_error']:>22.4f}"
+        print(row)
+    return 0
+
+
+COMPARE_FILES = ("ssm_compare.json", "ssm_compare.png")
+
+
+def _compare_into(args, dps, folder):
+    from verify.diagonal import drop_lag, effective_rank
+
     models = _models()
     T = args.lags
     summary = {"lags": T, "dps": dps, "fraction": 0.01, "models": [],
@@ -243,18 +264,9 @@ def run_compare(args) -> int:
         "L = Theta X^T (X Theta X^T)^-1 y, the Theta^-1-metric interpolant; N training sequences, "
         "final output observed, inputs N(0, 1)",
     ]
-    with open(os.path.join(args.out, "ssm_compare.json"), "w") as fh:
-        json.dump(versioned(summary), fh, indent=1)
-    png = _figure(args.out, summary, curves, spectra, teachers)
-    print(f"wrote {png} and {os.path.join(args.out, 'ssm_compare.json')}")
-    print(f"{'model':<34} {'1 % lag':>9} {'eff. rank':>10}" + "".join(f" {'err ' + ' '.join(t.split()[:2]):>22}" for t in teachers))
-    for m in summary["models"]:
-        lag1 = m["one_percent_lag"] if m["one_percent_lag"] is not None else f">{args.max_lag}"
-        row = f"{m['name']:<34} {lag1!s:>9} {m['effective_rank']:>10.2f}"
-        for t in teachers:
-            row += f" {m['fits'][t]['relative_error']:>22.4f}"
-        print(row)
-    return 0
+    write_json(folder / "ssm_compare.json", versioned(summary))
+    _figure(str(folder), summary, curves, spectra, teachers)
+    return summary, teachers
 
 
 def _figure(out, summary, curves, spectra, teachers):
