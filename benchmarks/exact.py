@@ -32,7 +32,7 @@ def _median_time(fn, repeats: int) -> Tuple[float, int]:
 def exact_cases(lags: Sequence[int], dps_list: Sequence[int], kernel_shape: Tuple[int, int],
                 kernel_dps: int) -> List[Tuple[str, object]]:
     """``(description, thunk)`` for every exact-side case."""
-    from theory.kernel import ntk
+    from theory.kernel import conv_ntk
     from theory.weights import lag_weights
 
     cases = []
@@ -44,8 +44,8 @@ def exact_cases(lags: Sequence[int], dps_list: Sequence[int], kernel_shape: Tupl
                               (lambda L=L, dps=dps, iv=interval: lag_weights(EXACT_SPEC, L, dps=dps, interval=iv))))
     B, T = kernel_shape
     X = np.random.default_rng(2).standard_normal((B, T, 1))
-    cases.append((f"kernel theory.kernel.ntk: B={B}, T={T} at {kernel_dps} digits",
-                   lambda: ntk(EXACT_SPEC, X, dps=kernel_dps)))
+    cases.append((f"kernel theory.kernel.conv_ntk: B={B}, T={T} at {kernel_dps} digits",
+                   lambda: conv_ntk(EXACT_SPEC, X, dps=kernel_dps)))
     return cases
 
 

@@ -465,13 +465,13 @@ def test_commands_with_a_missing_backend_or_device_exit_2(command, backend_args,
     assert err.startswith("error:") and "\n" not in err and needle in err, err
 
 
-def test_ntk_command_same_theta_on_every_cpu_backend(tmp_path, capsys):
+def test_ntk_command_same_lag_gram_on_every_cpu_backend(tmp_path, capsys):
     """End to end: ``python -m verify ntk --json`` gives the same Theta_n with numpy, array-api-strict, torch."""
     pytest.importorskip("verify.commands.ntk")
     from verify.cli import main
 
     path = _saved_network(tmp_path)
-    thetas = {}
+    grams = {}
     for name in ("numpy", "array-api-strict", "torch"):
         try:
             get_backend(name)
@@ -479,7 +479,7 @@ def test_ntk_command_same_theta_on_every_cpu_backend(tmp_path, capsys):
             continue
         assert main(["ntk", "--weights", str(path), "--sigma-w", "0.9", "--lags", "6", "--backend", name,
                      "--json"]) == 0
-        thetas[name] = np.array(__import__("json").loads(capsys.readouterr().out)["theta"], dtype=np.float64)
-    assert "numpy" in thetas and len(thetas) >= 2
-    for name, th in thetas.items():
-        assert th.shape == (6, 6) and rel(th, thetas["numpy"]) <= TOL64, name
+        grams[name] = np.array(__import__("json").loads(capsys.readouterr().out)["theta"], dtype=np.float64)
+    assert "numpy" in grams and len(grams) >= 2
+    for name, gram in grams.items():
+        assert gram.shape == (6, 6) and rel(gram, grams["numpy"]) <= TOL64, name

@@ -17,7 +17,7 @@ from theory.bias import (
     unweighted_min_norm,
     weighted_min_norm,
 )
-from theory.kernel import ntk
+from theory.kernel import conv_ntk
 from theory.precision import context
 from theory.spec import RNNSpec, SpecError
 from theory.weights import lag_weights
@@ -181,7 +181,7 @@ def test_float64_fails_where_beta_spans_60_decades():
 
 
 def test_kernel_predict_matches_ntk_route():
-    """Phi* L_inf equals f0 + K(X*, X) K(X, X)^-1 (y - f0) with theory.kernel.ntk."""
+    """Phi* L_inf equals f0 + K(X*, X) K(X, X)^-1 (y - f0) with theory.kernel.conv_ntk."""
     rng = np.random.default_rng(9)
     spec = RNNSpec(sigma_w="0.9", n_x=2)
     X = rng.standard_normal((3, 4, 2))
@@ -190,8 +190,8 @@ def test_kernel_predict_matches_ntk_route():
     L0 = rng.standard_normal((4, 1, 2))
     got = kernel_predict(spec, X, y, Xs, L0=L0, dps=30)
     ctx = context(40)
-    Kxx = ntk(spec, X, dps=40, full=False)[:, -1, :, -1]
-    Ksx = ntk(spec, Xs, X, dps=40, full=False)[:, -1, :, -1]
+    Kxx = conv_ntk(spec, X, dps=40, full=False)[:, -1, :, -1]
+    Ksx = conv_ntk(spec, Xs, X, dps=40, full=False)[:, -1, :, -1]
     # f0 = X L0 in mpf (a float64 product would round)
     Phi, Phis = design_matrix(X, 4), design_matrix(Xs, 4)
     L0c = [ctx.mpf(float(v)) for v in L0[:, 0, :].reshape(-1)]

@@ -152,11 +152,11 @@ def test_ntk_json_round_trip(net, capsys):
                        "--lags", "5", "--json"], capsys)
     assert rc == 0
     rep = json.loads(out)
-    theta = np.array(rep["theta"])
-    assert theta.shape == (5, 5) and rep["n"] == 40
+    gram = np.array(rep["theta"])
+    assert gram.shape == (5, 5) and rep["n"] == 40
     rnn = load_rnn(path)
     direct = np.asarray(lag_gram(rnn, spec, 5).total).reshape(5, 5)
-    np.testing.assert_array_equal(theta, direct)  # JSON floats round-trip exactly
+    np.testing.assert_array_equal(gram, direct)  # JSON floats round-trip exactly
     limit = limit_lag_gram(spec, 5).reshape(5, 5)
     np.testing.assert_array_equal(np.array(rep["limit"]), limit)
     assert rep["relative_error"] == pytest.approx(np.linalg.norm(direct - limit) / np.linalg.norm(limit), rel=1e-14)
@@ -164,7 +164,7 @@ def test_ntk_json_round_trip(net, capsys):
     X = np.zeros((1, 5, 1))
     X[0, 0, 0] = 1.0
     K = np.asarray(empirical_ntk(rnn, spec, X, method="bptt")).reshape(5, 5)
-    np.testing.assert_allclose(theta, K, rtol=1e-10, atol=1e-12 * np.abs(K).max())
+    np.testing.assert_allclose(gram, K, rtol=1e-10, atol=1e-12 * np.abs(K).max())
 
 
 def test_ntk_full_nesting_and_dims_from_file(tmp_path, capsys):
@@ -175,9 +175,9 @@ def test_ntk_full_nesting_and_dims_from_file(tmp_path, capsys):
             "--convention", "conv2", "--lags", "3"]
     rc, out, _ = _run(args + ["--json"], capsys)
     rep = json.loads(out)
-    theta = np.array(rep["theta"])
-    assert rc == 0 and theta.shape == (3, 3, 2, 3, 3, 2)
-    np.testing.assert_array_equal(theta, np.asarray(lag_gram(load_rnn(path), spec, 3).total))
+    gram = np.array(rep["theta"])
+    assert rc == 0 and gram.shape == (3, 3, 2, 3, 3, 2)
+    np.testing.assert_array_equal(gram, np.asarray(lag_gram(load_rnn(path), spec, 3).total))
     assert rep["spec"]["n_x"] == 2 and rep["spec"]["n_y"] == 3
     rc, out, _ = _run(args, capsys)  # table form
     assert rc == 0 and "mean diagonal entry per lag" in out

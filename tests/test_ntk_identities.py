@@ -102,8 +102,8 @@ def test_lag_gram_is_the_ntk_of_unit_impulses(case, lags):
     impulses = np.zeros((spec.n_x, lags, spec.n_x))
     impulses[np.arange(spec.n_x), 0, np.arange(spec.n_x)] = 1.0
     ref = empirical_ntk(rnn, spec, impulses, method="bptt")  # (i, l, a, j, l', b)
-    theta = lag_gram(rnn, spec, lags).total  # (l, a, i, l', b, j)
-    _rel_close(theta, np.transpose(ref, (1, 2, 0, 4, 5, 3)))
+    gram = lag_gram(rnn, spec, lags).total  # (l, a, i, l', b, j)
+    _rel_close(gram, np.transpose(ref, (1, 2, 0, 4, 5, 3)))
 
 
 # ------------------------------------------------------------------ structure of Theta_n
@@ -198,7 +198,7 @@ def test_frozen_groups_have_zero_shares(case):
 
 @given(case=vst.spec_and_batch(max_batch=2, max_T=16, lr=LR_VALUES), data=st.data())
 def test_scm_ntk_equals_exact_closed_form(case, data):
-    """The SCM's NTK from its explicit Jacobian equals the exact closed form (theory.kernel.ntk),
+    """The SCM's NTK from its explicit Jacobian equals the exact closed form (theory.kernel.conv_ntk),
     whatever theta is (the model is linear in theta, so this holds at every "width").
 
     Rounding bound, per entry: the Jacobian entries are x * sqrt(fl(beta)/n_x) (<= 4 roundings
@@ -216,7 +216,7 @@ def test_scm_ntk_equals_exact_closed_form(case, data):
         lambda s: np.random.default_rng(s).standard_normal((L, spec.n_y, spec.n_x))))
     K = scm_ntk(model, X, Xp)
     np.testing.assert_array_equal(scm_ntk(model.with_theta(theta), X, Xp), K)
-    exact = exact_kernel.ntk(spec, X, Xp, dps=30)
+    exact = exact_kernel.conv_ntk(spec, X, Xp, dps=30)
     K_exact = np.vectorize(float, otypes=[np.float64])(exact)
     A = scm_ntk(model, np.abs(X), np.abs(Xp))
     bound = 2 * (L * spec.n_x + 10) * U * A + U * np.abs(K_exact) + (L * spec.n_x + 10) * 2.0**-1074

@@ -88,12 +88,12 @@ WIDTH = 512  # n; the bias is bounded through WIDTH // 4
 SEEDS = 32  # S networks per width
 
 
-def _statistics(theta_total: np.ndarray, shares: dict) -> np.ndarray:
+def _statistics(gram_total: np.ndarray, shares: dict) -> np.ndarray:
     """Upper triangle of the lag Gram as a matrix over (l, a, i), then for each group (sorted)
     the per-lag traces ``(1/n_y) sum_(a,i) Theta^g[l,a,i,l,a,i]``."""
-    L, ny, nx = theta_total.shape[:3]
+    L, ny, nx = gram_total.shape[:3]
     K = ny * nx
-    M = theta_total.reshape(L * K, L * K)
+    M = gram_total.reshape(L * K, L * K)
     upper = M[np.triu_indices(L * K)]
     traces = [np.einsum("lklk->l", shares[g].reshape(L, K, L, K)) / ny for g in sorted(shares)]
     return np.concatenate([upper] + traces)

@@ -46,14 +46,14 @@ def _same(a, b) -> bool:
 
 # ------------------------------------------------------------------ per-draw numbers
 def test_lag_gram_errors_by_hand():
-    # limit diag(2, 1) (scalar io, 2 lags); theta = [[2.2, 0.3], [0.3, 0.9]]
+    # limit diag(2, 1) (scalar io, 2 lags); gram = [[2.2, 0.3], [0.3, 0.9]]
     limit = np.zeros((2, 1, 1, 2, 1, 1))
     limit[0, 0, 0, 0, 0, 0], limit[1, 0, 0, 1, 0, 0] = 2.0, 1.0
-    theta = limit.copy()
-    theta[0, 0, 0, 0, 0, 0] = 2.2
-    theta[1, 0, 0, 1, 0, 0] = 0.9
-    theta[0, 0, 0, 1, 0, 0] = theta[1, 0, 0, 0, 0, 0] = 0.3
-    err = lag_gram_errors(theta, limit)
+    gram = limit.copy()
+    gram[0, 0, 0, 0, 0, 0] = 2.2
+    gram[1, 0, 0, 1, 0, 0] = 0.9
+    gram[0, 0, 0, 1, 0, 0] = gram[1, 0, 0, 0, 0, 0] = 0.3
+    err = lag_gram_errors(gram, limit)
     ref = math.sqrt(5.0)
     assert err["frob"] == pytest.approx(math.sqrt(0.04 + 0.01 + 2 * 0.09) / ref, rel=1e-14)
     np.testing.assert_allclose(err["diag_rel"], [0.1, 0.1], rtol=1e-13)
@@ -66,18 +66,18 @@ def test_lag_gram_errors_blocks_and_zero_weight():
     limit = np.zeros((2, 1, 2, 2, 1, 2))
     for i in range(2):
         limit[0, 0, i, 0, 0, i] = 0.5
-    theta = limit.copy()
-    theta[1, 0, 0, 1, 0, 0] = 0.25
-    theta[0, 0, 0, 0, 0, 1] = 0.1  # within the lag-0 block, off the identity
-    err = lag_gram_errors(theta, limit)
+    gram = limit.copy()
+    gram[1, 0, 0, 1, 0, 0] = 0.25
+    gram[0, 0, 0, 0, 0, 1] = 0.1  # within the lag-0 block, off the identity
+    err = lag_gram_errors(gram, limit)
     assert np.isnan(err["diag_rel"][1])
     assert err["diag_rel"][0] == pytest.approx(0.1 / math.sqrt(0.5), rel=1e-14)
     np.testing.assert_allclose(err["diag_signed"], [0.0, 0.125], atol=1e-15)
     assert err["offdiag"] == pytest.approx(0.1 / math.sqrt(0.5), rel=1e-14)
     with pytest.raises(SpecError, match="zero"):
-        lag_gram_errors(theta, np.zeros_like(limit))
+        lag_gram_errors(gram, np.zeros_like(limit))
     with pytest.raises(SpecError, match="shape"):
-        lag_gram_errors(theta[:1, :, :, :1], limit)
+        lag_gram_errors(gram[:1, :, :, :1], limit)
 
 
 def test_task_is_the_documented_draw():

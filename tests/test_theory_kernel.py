@@ -1,4 +1,4 @@
-"""The exact weighted-convolution kernels theory.kernel.ntk / nngp.
+"""The exact weighted-convolution kernels theory.kernel.conv_ntk / nngp.
 
 Each kernel entry is the exact rational contraction rounded once to dps digits,
 plus the weights' own rounding at dps + 10 digits (module docstring): relative to
@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mpmath.libmp import to_rational
 
-from theory.kernel import conv_kernel, nngp, ntk
+from theory.kernel import conv_kernel, conv_ntk, nngp
 from theory.precision import context
 from theory.spec import CONVENTIONS, METRICS, RNNSpec, SpecError
 from theory.weights import lag_weights, nngp_lag_variances
@@ -70,7 +70,7 @@ def ulp(dps: int) -> Fraction:
 
 
 def kernel_fns():
-    return [(ntk, lag_weights), (nngp, nngp_lag_variances)]
+    return [(conv_ntk, lag_weights), (nngp, nngp_lag_variances)]
 
 
 # ---------------------------------------------------------------- reference
@@ -136,8 +136,8 @@ def test_swapping_batches_transposes(spec, data):
 @given(specs(), st.data())
 def test_block_structure_delta_ac(spec, data):
     X, Xp = data.draw(batch(spec.n_x)), data.draw(batch(spec.n_x))
-    full = ntk(spec, X, Xp, dps=20)
-    scalar = ntk(spec, X, Xp, dps=20, full=False)
+    full = conv_ntk(spec, X, Xp, dps=20)
+    scalar = conv_ntk(spec, X, Xp, dps=20, full=False)
     assert full.shape == X.shape[:2] + (spec.n_y,) + Xp.shape[:2] + (spec.n_y,)
     for a in range(spec.n_y):
         for c in range(spec.n_y):
@@ -205,13 +205,13 @@ def test_positive_semidefinite(spec, data):
 def test_xp_none_means_x():
     X = np.arange(6, dtype=float).reshape(1, 3, 2)
     s = RNNSpec(sigma_w="0.5", n_x=2, n_y=2)
-    assert (ntk(s, X, dps=15) == ntk(s, X, X, dps=15)).all()
+    assert (conv_ntk(s, X, dps=15) == conv_ntk(s, X, X, dps=15)).all()
 
 
 def test_small_hand_example():
     """One sequence x = (1, 2), n_x = 1, ntk conv1 s = 1/2: beta = (2, 3/4), so
     K[0,0] = 2, K[0,1] = 2*2 = 4, K[1,1] = 2*4 + (3/4)*1 = 35/4."""
-    k = ntk(RNNSpec(sigma_w="0.5"), np.array([[[1.0], [2.0]]]), dps=15, full=False)
+    k = conv_ntk(RNNSpec(sigma_w="0.5"), np.array([[[1.0], [2.0]]]), dps=15, full=False)
     assert [frac(v) for v in k.reshape(-1)] == [2, 4, 4, Fraction(35, 4)]
 
 
@@ -228,7 +228,7 @@ def test_small_hand_example():
 )
 def test_bad_inputs(X, fragment):
     with pytest.raises((SpecError, TypeError), match=fragment):
-        ntk(RNNSpec(sigma_w="0.5"), X)
+        conv_ntk(RNNSpec(sigma_w="0.5"), X)
 
 
 def test_mpf_inputs_keep_their_sign():

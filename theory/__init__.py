@@ -12,7 +12,7 @@ from .bias import (
     unweighted_min_norm,
     weighted_min_norm,
 )
-from .kernel import conv_kernel, nngp, ntk
+from .kernel import conv_kernel, conv_ntk, nngp
 from .series import Series, mean_lag, memory_horizon, peak_lag, series, tail_weight, total_weight
 from .spec import CONVENTIONS, GROUPS, METRICS, RNNSpec, SpecError
 from .weights import lag_shares, lag_weights, markov_coefficients, nngp_lag_variances
@@ -21,7 +21,7 @@ __all__ = [
     "RNNSpec", "SpecError", "METRICS", "CONVENTIONS", "GROUPS",
     "lag_shares", "lag_weights", "markov_coefficients", "nngp_lag_variances",
     "Series", "series", "total_weight", "tail_weight", "mean_lag", "peak_lag", "memory_horizon",
-    "conv_kernel", "ntk", "nngp",
+    "conv_kernel", "conv_ntk", "nngp",
     "MinNormSolution", "design_matrix", "kernel_predict", "min_norm_response", "min_norm_response_float64",
     "unweighted_min_norm", "weighted_min_norm",
 ]

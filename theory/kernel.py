@@ -29,7 +29,7 @@ from .precision import context
 from .spec import RNNSpec, SpecError
 from .weights import lag_weights, nngp_lag_variances
 
-__all__ = ["conv_kernel", "ntk", "nngp", "expand_outputs"]
+__all__ = ["conv_kernel", "conv_ntk", "nngp", "expand_outputs"]
 
 
 def _to_fraction(v) -> Fraction:
@@ -188,8 +188,9 @@ def _check_nx(spec: RNNSpec, X, Xp) -> None:
             raise SpecError(f"{name} has n_x = {np.shape(arr)[2]}, the specification says n_x = {spec.n_x}")
 
 
-def ntk(spec: RNNSpec, X, Xp=None, *, dps: int = 30, full: bool = True) -> np.ndarray:
-    """Wide-limit NTK between two batches, exact to ``dps`` digits.
+def conv_ntk(spec: RNNSpec, X, Xp=None, *, dps: int = 30, full: bool = True) -> np.ndarray:
+    """Wide-limit NTK between two batches, exact to ``dps`` digits: the NTK of the
+    convolution with per-lag learning rates ``beta_l``.
 
     ``full=True``: shape ``(B, T, n_y, B', T', n_y)`` over all output times and
     coordinates; ``full=False``: the scalar kernel ``(B, T, B', T')`` that
@@ -199,5 +200,9 @@ def ntk(spec: RNNSpec, X, Xp=None, *, dps: int = 30, full: bool = True) -> np.nd
 
 
 def nngp(spec: RNNSpec, X, Xp=None, *, dps: int = 30, full: bool = True) -> np.ndarray:
-    """Limit covariance of the initial network's outputs (same layout as :func:`ntk`)."""
+    """Limit covariance of the initial network's outputs (same layout as :func:`conv_ntk`)."""
     return _kernel(nngp_lag_variances, spec, X, X if Xp is None else Xp, dps, full)
+
+
+#: Deprecated name of :func:`conv_ntk` (it read like the module :mod:`verify.ntk`).
+ntk = conv_ntk
