@@ -44,7 +44,9 @@ COMMANDS = {
     "ntk": ("verify.commands.ntk", "empirical lag Gram of a network saved as .npz"),
     "sweep": ("verify.commands.sweep", "widths x seeds sweep with every knob"),
     "reproduce": ("verify.commands.reproduce", "training experiments: implicit bias in action"),
+    "moments": ("verify.commands.moments", "exact mean and variance of the finite-width lag Gram as polynomials in 1/n"),
     "ssm": ("verify.commands.ssm", "diagonal linear recurrences (LRU, S4D): lag kernels and memory comparison"),
+    "power": ("verify.commands.power", "power study of the exact finite-width test: wrong theories and wrong networks"),
     "gpu-check": ("verify.commands.gpu_check", "prepared GPU verification script (property tests, wide sweep, timings)"),
 }
 
