@@ -28,8 +28,9 @@ Exactness: inputs are converted to exact rationals (a float is its binary
 value), ``X B X^T`` is formed in exact integer arithmetic, and only the linear
 solve is rounded: it runs in mpmath at a working precision ``wp`` (starting at
 ``dps`` + the decades spanned by beta + 20) that is raised until two solves, at
-``wp`` and more, agree to ``dps`` digits in every entry of ``L - L(0)`` (entries
-below ``10^-wp`` times the largest are held to that absolute level).
+``wp`` and more, agree to ``dps + 1`` digits in every entry of ``L - L(0)``
+(entries below ``10^-wp`` times the largest are held to that absolute level):
+:func:`theory.precision.until_stable`.
 **Why float64 fails** (:func:`min_norm_response_float64`): for
 ``s_W = 0.5`` and about 100 lags beta spans 60 decades.  Nothing underflows
 (``1e-60`` is far inside the float64 range), but every entry of ``X B X^T`` is a
@@ -48,7 +49,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from .kernel import _integerize, _to_fraction
-from .precision import check_dps, context
+from .precision import UnstableSolve, check_dps, context, until_stable
 from .spec import RNNSpec, SpecError
 from .weights import check_lags, lag_weights
 
@@ -202,17 +203,17 @@ def min_norm_response(
     Kint = (Pi * wi[None, :]).dot(Pi.T)  # exact: X B X^T * dx^2 * dw
     spread = _decades(wf)
     # L - L0 = dx * diag(wi) Pi^T Kint^-1 r   (the factors dw, dx^2 cancel)
-    wp, step = dps + spread + 20, 30
-    lo = _solve(Kint, Pi, wi, dx, dx * dx * dw, r, wp)
-    for _ in range(max_refinements):
-        hi = _solve(Kint, Pi, wi, dx, dx * dx * dw, r, wp + step)
-        if _agree(lo[0], hi[0], dps, wp):
-            return _finish(hi, L0f, dps, wp + step)
-        lo, wp, step = hi, wp + step, 2 * step
-    raise ValueError(
-        f"the weighted minimum-norm solve did not stabilize up to {wp} digits: X B X^T is singular "
-        "(linearly dependent rows of the design?)"
-    )
+    start, step = dps + spread + 20, 30
+    try:
+        hi, wp = until_stable(lambda w: _solve(Kint, Pi, wi, dx, dx * dx * dw, r, w), start, agree_digits=dps + 1,
+                              max_dps=start + step * (2**max_refinements - 1), step=step,
+                              values=lambda res: res[0].reshape(-1))
+    except UnstableSolve as exc:
+        raise ValueError(
+            f"the weighted minimum-norm solve did not stabilize up to {exc.dps} digits: X B X^T is singular "
+            "(linearly dependent rows of the design?)"
+        ) from None
+    return _finish(hi, L0f, dps, wp)
 
 
 def _decades(wf) -> int:
@@ -241,17 +242,6 @@ def _solve(Kint, Pi, wi, dx, scale: int, r, wp: int):
         alphas.append(al * int(scale))
         dLs.append(dL)
     return np.stack(dLs, axis=1), np.stack(alphas, axis=1), ctx
-
-
-def _agree(dL1, dL2, dps: int, wp: int) -> bool:
-    """Componentwise agreement of two solves to ``dps`` digits, above a floor of ``10^-wp max |dL|``."""
-    ctx = context(wp)
-    floor = ctx.mpf(10) ** (-wp) * max((abs(v) for v in dL2.reshape(-1)), default=ctx.mpf(0))
-    tol = ctx.mpf(10) ** (-dps - 1)
-    for a, b in zip(dL1.reshape(-1), dL2.reshape(-1)):
-        if abs(a - b) > tol * abs(b) + floor:
-            return False
-    return True
 
 
 def _finish(cur, L0f, dps: int, wp: int) -> MinNormSolution:

@@ -44,7 +44,7 @@ from dataclasses import dataclass, fields
 from fractions import Fraction
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from .precision import Context, check_dps, context, exact, guarded
+from .precision import Context, UnstableSolve, check_dps, context, exact, guarded, until_stable
 from .spec import SpecError, _fraction_text, as_fraction, replace_fields
 
 __all__ = [
@@ -608,8 +608,8 @@ def s4d_c_share_diagonal(kind: str, lag_list: Sequence[int], *, state_size: int 
 
 
 # --------------------------------------------------------------------------- implicit bias
-def implicit_bias_solution(theta, X, y, L0=None, *, dps: int = 30):
-    """Gradient-descent limit of a linear model with lag kernel ``theta`` (T x T):
+def implicit_bias_solution(kernel, X, y, L0=None, *, dps: int = 30):
+    """Gradient-descent limit of a linear model with lag kernel ``kernel`` = ``Theta`` (T x T):
 
         L_inf = argmin_L (L - L0)^T Theta^-1 (L - L0)  subject to  X L = y
               = L0 + Theta X^T (X Theta X^T)^-1 (y - X L0),
@@ -622,9 +622,8 @@ def implicit_bias_solution(theta, X, y, L0=None, *, dps: int = 30):
     ``X Theta X^T`` is singular at the working precision.
     """
     dps = check_dps(dps)
-    ctx = context(dps)
 
-    def num(v):
+    def num(ctx, v):
         if isinstance(v, Fraction):
             return exact(ctx, v)
         if isinstance(v, str):
@@ -633,9 +632,9 @@ def implicit_bias_solution(theta, X, y, L0=None, *, dps: int = 30):
             return ctx.mpf(v)  # exact binary value (the working precision exceeds 53 bits)
         return ctx.mpf(v)
 
-    T = len(theta)
-    if any(len(row) != T for row in theta):
-        raise ValueError("theta must be a square T x T array")
+    T = len(kernel)
+    if any(len(row) != T for row in kernel):
+        raise ValueError("the lag kernel must be a square T x T array")
     N = len(X)
     if N < 1 or any(len(row) != T for row in X):
         raise ValueError(f"X must be N x T with T = {T}")
@@ -643,35 +642,31 @@ def implicit_bias_solution(theta, X, y, L0=None, *, dps: int = 30):
         raise ValueError(f"y must have N = {N} entries, got {len(y)}")
     if L0 is not None and len(L0) != T:
         raise ValueError(f"L0 must have T = {T} entries")
-    # Inputs are taken as exact numbers (mpmath numbers at their own precision); the solve is
-    # repeated at rising working precision until two solves agree to dps digits (entries
-    # below 10^-dps times the largest correction held to that absolute level).
-    def solve(wp_bits):
-        with guarded(ctx, wp_bits):
-            K = ctx.matrix([[num(v) for v in row] for row in theta])
-            Xm = ctx.matrix([[num(v) for v in row] for row in X])
-            yv = ctx.matrix([num(v) for v in y])
-            l0 = ctx.matrix([num(v) for v in L0]) if L0 is not None else ctx.matrix(T, 1)
-            KXt = K * Xm.T
-            G = Xm * KXt
-            try:
-                alpha = ctx.lu_solve(G, yv - Xm * l0)
-            except ZeroDivisionError:
-                raise ValueError("X Theta X^T is singular: the data cannot be fitted in the kernel's range") from None
-            dL = KXt * alpha
-            return [l0[i] for i in range(T)], [dL[i] for i in range(T)]
+    # Inputs are taken as exact numbers (mpmath numbers at their own precision, rounded to the
+    # working precision); the solve is repeated at rising working precision until two solves
+    # agree to dps + 2 digits entry by entry, entries below 10^-(dps + 2) times the largest
+    # correction held to that absolute level (theory.precision.until_stable).
+    def solve(wp):
+        ctx = context(wp)
+        K = ctx.matrix([[num(ctx, v) for v in row] for row in kernel])
+        Xm = ctx.matrix([[num(ctx, v) for v in row] for row in X])
+        yv = ctx.matrix([num(ctx, v) for v in y])
+        l0 = ctx.matrix([num(ctx, v) for v in L0]) if L0 is not None else ctx.matrix(T, 1)
+        KXt = K * Xm.T
+        G = Xm * KXt
+        try:
+            alpha = ctx.lu_solve(G, yv - Xm * l0)
+        except ZeroDivisionError:
+            raise ValueError("X Theta X^T is singular: the data cannot be fitted in the kernel's range") from None
+        dL = KXt * alpha
+        return [l0[i] for i in range(T)], [dL[i] for i in range(T)]
 
-    bits, step = 40, 64
-    _, lo = solve(bits)
-    for _ in range(8):
-        l0v, hi = solve(bits + step)
-        with guarded(ctx, bits + step):
-            big = max(abs(v) for v in hi)
-            tol = ctx.mpf(10) ** (-dps - 2)
-            if all(abs(a - b) <= tol * big for a, b in zip(lo, hi)):
-                return [+(a + b) for a, b in zip(l0v, hi)]
-        lo, bits, step = hi, bits + step, 2 * step
-    raise ValueError("the Theta^-1-metric solve did not stabilize: X Theta X^T is (numerically) singular")
+    try:
+        (l0v, dL), _ = until_stable(solve, dps + 20, agree_digits=dps + 2, floor_digits=dps + 2,
+                                    max_dps=dps + 5000, values=lambda res: res[1])
+    except UnstableSolve:
+        raise ValueError("the Theta^-1-metric solve did not stabilize: X Theta X^T is (numerically) singular") from None
+    return [+(a + b) for a, b in zip(l0v, dL)]
 
 
 def to_strings(mat, digits: int) -> List[List[str]]:
