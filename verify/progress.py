@@ -1,13 +1,13 @@
-"""A dependency-free progress bar on standard error.
+"""A progress bar on standard error (tqdm), drawn only where someone is watching.
 
-Drawn only when standard error is a terminal (or ``force=True``); otherwise
-it prints nothing, so logs and CI output stay clean.
+Drawn only when standard error is a terminal (or ``enabled=True``); otherwise
+it prints nothing, so logs and CI output stay clean.  ``RNN_VERIFY_PROGRESS=0``
+or ``1`` in the environment overrides the terminal test.
 """
 from __future__ import annotations
 
 import os
 import sys
-import time
 from typing import Iterable, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
@@ -15,33 +15,14 @@ T = TypeVar("T")
 __all__ = ["progress"]
 
 
-class _Bar:
-    def __init__(self, total: int, desc: str, enabled: bool, stream):
-        self.total, self.desc, self.enabled, self.stream = max(total, 1), desc, enabled, stream
-        self.count = 0
-        self.start = time.perf_counter()
-        self._last = 0.0
-
-    def update(self, k: int = 1, note: str = "") -> None:
-        self.count += k
-        now = time.perf_counter()
-        if not self.enabled or (now - self._last < 0.1 and self.count < self.total):
-            return
-        self._last = now
-        frac = min(self.count / self.total, 1.0)
-        width = 24
-        filled = int(round(frac * width))
-        elapsed = now - self.start
-        eta = elapsed / frac - elapsed if frac > 0 else 0.0
-        line = (f"\r{self.desc} [{'#' * filled}{'.' * (width - filled)}] {self.count}/{self.total} "
-                f"{elapsed:5.1f}s elapsed, ~{eta:4.0f}s left {note}")
-        self.stream.write(line[:160].ljust(100))
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
+def _wanted(enabled: Optional[bool], stream) -> bool:
+    """``enabled``, or else the environment override, or else whether ``stream`` is a terminal."""
+    if enabled is not None:
+        return bool(enabled)
+    env = os.environ.get("RNN_VERIFY_PROGRESS")
+    if env in ("0", "1"):
+        return env == "1"
+    return bool(getattr(stream, "isatty", lambda: False)())
 
 
 def progress(
@@ -54,22 +35,24 @@ def progress(
 ) -> Iterator[T]:
     """Iterate over ``items`` while drawing a bar with elapsed time and an estimate of the rest.
 
-    ``enabled=None`` draws only on a terminal; ``RNN_VERIFY_PROGRESS=0`` or ``1``
-    in the environment overrides that.
+    ``total`` defaults to ``len(items)`` when there is one.  ``enabled=None`` draws
+    only on a terminal; ``RNN_VERIFY_PROGRESS=0`` or ``1`` in the environment
+    overrides that.  ``stream`` defaults to standard error.  Items are passed
+    through lazily and unchanged.
+
+    >>> list(progress(range(3), desc="quiet", enabled=False))
+    [0, 1, 2]
     """
     stream = stream or sys.stderr
-    if enabled is None:
-        env = os.environ.get("RNN_VERIFY_PROGRESS")
-        enabled = (env == "1") if env in ("0", "1") else bool(getattr(stream, "isatty", lambda: False)())
+    if not _wanted(enabled, stream):
+        yield from items
+        return
+    from tqdm import tqdm
+
     if total is None:
         try:
             total = len(items)  # type: ignore[arg-type]
         except TypeError:
-            total = 0
-    bar = _Bar(total, desc, enabled, stream)
-    try:
-        for item in items:
-            yield item
-            bar.update()
-    finally:
-        bar.close()
+            total = None
+    with tqdm(items, total=total, desc=desc, file=stream, mininterval=0.1, dynamic_ncols=True) as bar:
+        yield from bar
