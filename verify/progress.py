@@ -47,7 +47,7 @@ def progress(
     if not _wanted(enabled, stream):
         yield from items
         return
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]  # tqdm ships no type information
 
     if total is None:
         try:
