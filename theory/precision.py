@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from fractions import Fraction
-from typing import Callable, Iterable, Iterator, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Tuple, TypeVar, Union
 
 import mpmath
 from mpmath import libmp
@@ -72,11 +72,13 @@ class UnstableSolve(ValueError):
 
 
 def until_stable(solve: Callable[[int], R], dps: int, *, agree_digits: int, max_dps: int, step: int = 30,
-                 floor_digits: Optional[int] = None, values: Callable[[R], Iterable] = lambda r: r) -> Tuple[R, int]:
+                 floor_digits: Optional[int] = None, values: Optional[Callable[[R], Iterable]] = None
+                 ) -> Tuple[R, int]:
     """Solve at rising working precision until two consecutive solves agree; return the last and its precision.
 
     ``solve(w)`` computes at ``w`` decimal digits; ``values(result)`` lists the
-    numbers compared (mpmath numbers, in the same order each time).  Working
+    numbers compared (mpmath numbers, in the same order each time; default: the
+    result itself).  Working
     precisions: ``w_0 = dps`` and ``w_(k+1) = w_k + step 2^k`` (``step``, ``3 step``,
     ``7 step``, ... above ``w_0``), none above ``max_dps``.
 
@@ -98,15 +100,20 @@ def until_stable(solve: Callable[[int], R], dps: int, *, agree_digits: int, max_
     >>> w, mpmath.nstr(result[0], 15)
     (50, '0.333333333333333')
     """
+    pick: Callable[[Any], Iterable] = _itself if values is None else values
     wp = check_dps(dps)
     cap = min(int(max_dps), MAX_DPS)
     lo = solve(wp)
     while wp + step <= cap:
         hi = solve(wp + step)
-        if _agree(list(values(lo)), list(values(hi)), agree_digits, wp if floor_digits is None else floor_digits, wp):
+        if _agree(list(pick(lo)), list(pick(hi)), agree_digits, wp if floor_digits is None else floor_digits, wp):
             return hi, wp + step
         lo, wp, step = hi, wp + step, 2 * step
     raise UnstableSolve(wp)
+
+
+def _itself(result: Any) -> Iterable:
+    return result
 
 
 def _agree(lo: list, hi: list, agree_digits: int, floor_digits: int, wp: int) -> bool:
