@@ -83,11 +83,11 @@ def backend32(request) -> Backend:
 # ---------------------------------------------------------------- strategies
 def _local_specs():
     """Specifications over both conventions, all metrics, with and without D."""
-    frac = lambda lo, hi: st.integers(int(lo * 100), int(hi * 100)).map(lambda k: f"{k / 100:.2f}")
+    decimal_strings = lambda lo, hi: st.integers(int(lo * 100), int(hi * 100)).map(lambda k: f"{k / 100:.2f}")
     return st.builds(
         RNNSpec,
-        sigma_w=frac(0.2, 1.1), sigma_f=frac(0.3, 2.0), sigma_c=frac(0.3, 2.0),
-        sigma_d=st.one_of(st.none(), frac(0.3, 2.0)),
+        sigma_w=decimal_strings(0.2, 1.1), sigma_f=decimal_strings(0.3, 2.0), sigma_c=decimal_strings(0.3, 2.0),
+        sigma_d=st.one_of(st.none(), decimal_strings(0.3, 2.0)),
         n_x=st.integers(1, 3), n_y=st.integers(1, 3),
         metric=st.sampled_from(["ntk", "variance", "standard"]),
         convention=st.sampled_from(["conv1", "conv2"]),

@@ -10,9 +10,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from helpers import frac
 from hypothesis import given
 from hypothesis import strategies as st
-from mpmath.libmp import to_rational
 
 from theory.series import memory_horizon, peak_lag, total_weight
 from theory.spec import CONVENTIONS, METRICS, RNNSpec
@@ -21,11 +21,6 @@ from verify.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ["weights", "--sigma-w", "0.9", "--sigma-f", "1.3", "--sigma-c", "0.7"]
-
-
-def frac(v) -> Fraction:
-    p, q = to_rational(v._mpf_)
-    return Fraction(p, q)
 
 
 def run_json(capsys, argv):

@@ -22,21 +22,18 @@ from __future__ import annotations
 
 from collections import Counter
 from fractions import Fraction
+from functools import partial
 from itertools import product
 
 import pytest
+from helpers import decimals, frac
+from helpers import specs as shared_specs
 from hypothesis import given
 from hypothesis import strategies as st
-from mpmath.libmp import to_rational
 
 from theory.precision import context
 from theory.spec import CONVENTIONS, METRICS, RNNSpec
 from theory.weights import lag_shares, lag_weights, nngp_lag_variances
-
-
-def frac(v) -> Fraction:
-    p, q = to_rational(v._mpf_)
-    return Fraction(p, q)
 
 
 def mpq(ctx, q) -> object:
@@ -45,25 +42,10 @@ def mpq(ctx, q) -> object:
     return ctx.mpf(q.numerator) / q.denominator
 
 
-def decimals(lo: str, hi: str, places: int = 2):
-    scale = 10**places
-    return st.integers(int(Fraction(lo) * scale), int(Fraction(hi) * scale)).map(lambda k: Fraction(k, scale))
-
-
-@st.composite
-def specs(draw):
-    return RNNSpec(
-        sigma_w=draw(decimals("0.1", "1.4")),
-        sigma_f=draw(decimals("0.1", "2")),
-        sigma_c=draw(decimals("0.1", "2")),
-        sigma_d=draw(st.none() | decimals("0.1", "2")),
-        metric=draw(st.sampled_from(METRICS)),
-        convention=draw(st.sampled_from(CONVENTIONS)),
-        lr_w=draw(st.sampled_from([0, Fraction(1, 2), 1, 2])),
-        lr_f=draw(st.sampled_from([0, 1, 3])),
-        lr_c=draw(st.sampled_from([0, 1, Fraction(5, 4)])),
-        lr_d=draw(st.sampled_from([0, 1, 2])),
-    )
+#: Two-place scales (s_W in [0.1, 1.4], the others in [0.1, 2]) and a few learning rates per group.
+specs = partial(shared_specs, sigma_w=decimals("0.1", "1.4", 2), sigma=decimals("0.1", "2", 2),
+                lr={"w": st.sampled_from([0, Fraction(1, 2), 1, 2]), "f": st.sampled_from([0, 1, 3]),
+                    "c": st.sampled_from([0, 1, Fraction(5, 4)]), "d": st.sampled_from([0, 1, 2])})
 
 
 # ---------------------------------------------------------------- (a) NNGP route

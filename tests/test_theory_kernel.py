@@ -8,38 +8,23 @@ S = sum_l |w_l| |<x_(t-l), x'_(t'-l)>| / n_x the error is at most
 from __future__ import annotations
 
 from fractions import Fraction
-from functools import lru_cache
+from functools import partial
 
 import numpy as np
 import pytest
+from helpers import decimals, frac, ulp
+from helpers import specs as shared_specs
 from hypothesis import given
 from hypothesis import strategies as st
-from mpmath.libmp import to_rational
 
 from theory.kernel import conv_kernel, conv_ntk, nngp
 from theory.precision import context
-from theory.spec import CONVENTIONS, METRICS, RNNSpec, SpecError
+from theory.spec import RNNSpec, SpecError
 from theory.weights import lag_weights, nngp_lag_variances
 
-
-def decimals(lo: str, hi: str, places: int = 3):
-    scale = 10**places
-    return st.integers(int(Fraction(lo) * scale), int(Fraction(hi) * scale)).map(lambda k: Fraction(k, scale))
-
-
-@st.composite
-def specs(draw, n_x=None):
-    return RNNSpec(
-        sigma_w=draw(decimals("0.05", "1.3")),
-        sigma_f=draw(decimals("0.1", "2")),
-        sigma_c=draw(decimals("0.1", "2")),
-        sigma_d=draw(st.none() | decimals("0.1", "2")),
-        n_x=draw(st.integers(1, 2)) if n_x is None else n_x,
-        n_y=draw(st.integers(1, 2)),
-        metric=draw(st.sampled_from(METRICS)),
-        convention=draw(st.sampled_from(CONVENTIONS)),
-        lr_w=draw(st.sampled_from([0, 1, Fraction(1, 2), 3])),
-    )
+#: s_W in [0.05, 1.3], s_F, s_C, s_D in [0.1, 2], n_x, n_y in {1, 2}; only W's learning rate varies.
+specs = partial(shared_specs, sigma_w=decimals("0.05", "1.3"), sigma=decimals("0.1", "2"), n_x=st.integers(1, 2),
+                n_y=st.integers(1, 2), lr={"w": st.sampled_from([0, 1, Fraction(1, 2), 3])})
 
 
 @st.composite
@@ -57,16 +42,6 @@ def batch(draw, n_x, max_b=3, max_t=5):
 def problems(draw):
     spec = draw(specs())
     return spec, draw(batch(spec.n_x)), draw(batch(spec.n_x)), draw(st.integers(10, 30))
-
-
-def frac(v) -> Fraction:
-    p, q = to_rational(v._mpf_)
-    return Fraction(p, q)
-
-
-@lru_cache(maxsize=None)
-def ulp(dps: int) -> Fraction:
-    return Fraction(2, 2 ** context(dps).prec)
 
 
 def kernel_fns():

@@ -8,60 +8,24 @@ only errors are the roundings of the terms and of the two closed forms:
 from __future__ import annotations
 
 from fractions import Fraction
-from functools import lru_cache
+from functools import partial
 
 import pytest
+from helpers import decimals, frac, ulp
+from helpers import specs as shared_specs
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
-from mpmath.libmp import to_rational
 
-from theory.precision import context
 from theory.series import mean_lag, memory_horizon, peak_lag, series, tail_weight, total_weight
-from theory.spec import CONVENTIONS, METRICS, RNNSpec, SpecError
+from theory.spec import METRICS, RNNSpec, SpecError
 from theory.weights import lag_weights
 
-
-def decimals(lo: str, hi: str, places: int = 3):
-    scale = 10**places
-    return st.integers(int(Fraction(lo) * scale), int(Fraction(hi) * scale)).map(lambda k: Fraction(k, scale))
-
-
-sig = decimals("0.05", "2")
-lrs = st.sampled_from([Fraction(0), Fraction(1, 2), Fraction(1), Fraction(3)]) | decimals("0", "4", 2)
-
-
-@st.composite
-def specs(draw, sigma_w=decimals("0", "0.95", 3), lr=True):  # noqa: B008 - a strategy object, never mutated
-    has_d = draw(st.booleans())
-    spec = RNNSpec(
-        sigma_w=draw(sigma_w),
-        sigma_f=draw(sig),
-        sigma_c=draw(sig),
-        sigma_d=draw(sig) if has_d else None,
-        metric=draw(st.sampled_from(METRICS)),
-        convention=draw(st.sampled_from(CONVENTIONS)),
-        lr_w=draw(lrs) if lr else 1,
-        lr_f=draw(lrs) if lr else 1,
-        lr_c=draw(lrs) if lr else 1,
-        lr_d=draw(lrs) if lr else 1,
-    )
-    return spec
+#: Specifications with a convergent series by default (s_W <= 0.95); s_F, s_C, s_D in [0.05, 2].
+specs = partial(shared_specs, sigma_w=decimals("0", "0.95", 3))
 
 
 def nonzero(spec: RNNSpec) -> bool:
     return total_weight(spec, dps=15) > 0
-
-
-def frac(v) -> Fraction:
-    raw = v if isinstance(v, tuple) else v._mpf_
-    p, q = to_rational(raw)
-    return Fraction(p, q)
-
-
-@lru_cache(maxsize=None)
-def ulp(dps: int) -> Fraction:
-    """Relative rounding bound 2^(1-prec) of a dps-digit mpf."""
-    return Fraction(2, 2 ** context(dps).prec)
 
 
 dpss = st.integers(10, 50)

@@ -14,53 +14,18 @@ from fractions import Fraction
 from functools import lru_cache
 
 import pytest
+from helpers import decimals, frac, specs
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
-from mpmath.libmp import to_rational
 
 from theory.precision import context
-from theory.spec import CONVENTIONS, METRICS, RNNSpec, SpecError
+from theory.spec import METRICS, RNNSpec, SpecError
 from theory.weights import lag_shares, lag_weights, markov_coefficients, nngp_lag_variances
 
-
 # ---------------------------------------------------------------- strategies
-def decimals(lo: str, hi: str, places: int = 3):
-    """Exact decimal rationals in [lo, hi] with ``places`` decimals (the CLI's input form)."""
-    scale = 10**places
-    return st.integers(int(Fraction(lo) * scale), int(Fraction(hi) * scale)).map(lambda k: Fraction(k, scale))
-
-
-sig_w = decimals("0.05", "1.5")
-sig = decimals("0.05", "2")
-lrs = st.sampled_from([Fraction(0), Fraction(1, 2), Fraction(1), Fraction(3)]) | decimals("0", "4", 2)
-
-
-@st.composite
-def specs(draw, metric=None, convention=None, d=None, lr=True, sigma_w=sig_w):
-    has_d = draw(st.booleans()) if d is None else d
-    return RNNSpec(
-        sigma_w=draw(sigma_w),
-        sigma_f=draw(sig),
-        sigma_c=draw(sig),
-        sigma_d=draw(sig) if has_d else None,
-        metric=draw(st.sampled_from(METRICS)) if metric is None else metric,
-        convention=draw(st.sampled_from(CONVENTIONS)) if convention is None else convention,
-        lr_w=draw(lrs) if lr else 1,
-        lr_f=draw(lrs) if lr else 1,
-        lr_c=draw(lrs) if lr else 1,
-        lr_d=draw(lrs) if lr else 1,
-    )
-
-
+# specs(): s_W in [0.05, 1.5], s_F, s_C, s_D in [0.05, 2], learning rates from helpers.LRS (lr=None: all 1)
 dpss = st.integers(10, 40)
 lagss = st.integers(1, 40)
-
-
-def frac(v) -> Fraction:
-    """Exact rational value of an mpf (or of an interval endpoint tuple)."""
-    raw = v if isinstance(v, tuple) else v._mpf_
-    p, q = to_rational(raw)
-    return Fraction(p, q)
 
 
 @lru_cache(maxsize=None)
@@ -112,7 +77,7 @@ def test_standard_metric(spec, lags, dps):
         assert all(close(a, b, dps) for a, b in zip(std[g], var[g]))
 
 
-@given(specs(metric="ntk", lr=False), st.integers(2, 40), dpss)
+@given(specs(metric="ntk", lr=None), st.integers(2, 40), dpss)
 def test_ntk_w_share_over_c_share_is_m(spec, lags, dps):
     """ntk: W appears m times in C W^m F, each occurrence carrying the same product of variances."""
     assume(spec.sigma_c and spec.sigma_f and spec.sigma_w)
@@ -124,7 +89,7 @@ def test_ntk_w_share_over_c_share_is_m(spec, lags, dps):
         assert sh["C"][l] == sh["F"][l]  # same exact rational, same rounding
 
 
-@given(specs(metric="variance", lr=False), lagss, dpss)
+@given(specs(metric="variance", lr=None), lagss, dpss)
 def test_variance_c_and_f_shares_swap_sigmas(spec, lags, dps):
     """variance: the C share is s_F^2 r^m, the F share s_C^2 r^m: swapping s_C and s_F swaps them."""
     a = lag_shares(spec, lags, dps=dps)
@@ -220,7 +185,7 @@ def test_ratio_of_consecutive_weights_tends_to_r(spec, lags, dps):
         assert 1 - slack <= q <= (1 + Fraction(1, m)) * (1 + slack), (l, q)
 
 
-@given(specs(metric="ntk", lr=False, d=False, sigma_w=decimals("0.05", "3")), st.integers(3, 200), dpss)
+@given(specs(metric="ntk", lr=None, d=False, sigma_w=decimals("0.05", "3")), st.integers(3, 200), dpss)
 def test_ntk_ratio_rate(spec, lags, dps):
     """ntk, all groups trained, conv1: beta_(l+1)/beta_l = r (l+3)/(l+2)."""
     beta = lag_weights(spec.replace(convention="conv1"), lags, dps=dps)
