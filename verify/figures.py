@@ -3,10 +3,13 @@
 * ``beta.png``: the closed-form ``beta_l / n_x`` against the seed-mean empirical
   diagonal ``Theta_n[l, l]`` with t error bars, at the largest and smallest widths;
 * ``rate.png``: relative Frobenius error against width on log-log axes: per-seed
-  points, seed means with t error bars, the fitted law, the ``n^-1/2`` reference
+  points, seed means with t error bars, the measured root mean square beside the
+  exact predicted one (from the exact finite-width mean and leading variance: a
+  prediction, not a fit), the fitted law (information), the ``n^-1/2`` reference
   line and the prediction band at the largest width;
 * ``bias.png``: ``n`` times the seed-mean relative signed diagonal error per lag,
-  one curve per width (an O(1/n) bias gives the same curve at every width).
+  one curve per width, with the exact finite-width values
+  ``n (E Theta_n[l, l] / beta_l - 1)`` as dashed lines in the same colours.
 
 Uses ``matplotlib.figure.Figure`` directly (no pyplot, no global state).
 """
@@ -77,6 +80,13 @@ def write_figures(result, out_dir) -> List[Path]:
     else:
         ax.plot(grid, np.exp(f.intercept + f.slope * np.log(grid)), "C1-",
                 label=f"fit $n^{{p}}$, p = {f.slope:.3f} [{f.interval[0]:.3f}, {f.interval[1]:.3f}]")
+    if result.predicted_error is not None:
+        from .sweep.result import predicted_error
+
+        rms = np.sqrt(np.mean(result.frob ** 2, axis=1))
+        ax.plot(w, rms, "D", color="C2", ms=5, label="measured RMS over seeds")
+        curve = predicted_error(result.plan, [int(round(g)) for g in grid], result.beta)
+        ax.plot(grid, curve, "C2-", lw=1.5, label="exact predicted RMS (exact mean and variance)")
     b = result.band
     ax.plot(grid, b.observed * np.sqrt(b.width / grid), "k--", lw=1, label=r"$\propto n^{-1/2}$ (theory)")
     ax.errorbar([b.width * 1.06], [b.predicted], yerr=[[b.predicted - b.lower], [b.upper - b.predicted]],
@@ -100,9 +110,16 @@ def write_figures(result, out_dir) -> List[Path]:
     bt, bh = result.bias_table()
     bw, bs = result.bias_source()
     K = len(bw)
+    from theory.finite_width import mean_lag_gram
+
+    mean = mean_lag_gram(result.spec, result.lags)
     for k, n in enumerate(bw):
-        ax.errorbar(lags + 0.08 * (k - (K - 1) / 2), bt[k], yerr=bh[k], fmt="o-", ms=3, lw=0.8, capsize=2,
-                    alpha=0.8, label=f"n = {n}")
+        eb = ax.errorbar(lags + 0.08 * (k - (K - 1) / 2), bt[k], yerr=bh[k], fmt="o", ms=3, capsize=2,
+                         alpha=0.8, label=f"n = {n}")
+        exact = [float(n * (mean.total[l][l](n) / mean.total[l][l].coeff(0) - 1)) if mean.total[l][l].coeff(0)
+                 else np.nan for l in range(result.lags)]
+        ax.plot(lags, exact, "--", color=eb[0].get_color(), lw=1,
+                label="exact finite-width mean" if k == 0 else None)
     ax.axhline(0, color="k", lw=0.5)
     ax.set_xlabel("lag l")
     ax.set_ylabel(r"$n\,(\bar\Theta_n[l,l] - \beta_l)/\beta_l$")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -56,6 +56,7 @@ class TaskResult:
     diag_signed: np.ndarray
     offdiag: float
     seconds: float
+    gram: Optional[np.ndarray] = None  # the lag Gram itself (L, n_y, n_x, L, n_y, n_x), for the exact test
 
 
 def run_task(task: SweepTask) -> TaskResult:
@@ -77,7 +78,7 @@ def run_task(task: SweepTask) -> TaskResult:
     del rnn
     err = lag_gram_errors(np.asarray(gram, dtype=np.float64), task.limit)
     return TaskResult(task.width, task.seed, err["frob"], err["diag_rel"], err["diag_signed"],
-                      err["offdiag"], seconds)
+                      err["offdiag"], seconds, np.asarray(gram, dtype=np.float64))
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,7 +94,9 @@ class BiasProbe:
 class SweepDraws:
     """Every draw's numbers, numpy float64, widths along axis 0 and seeds along axis 1:
     ``frob``, ``offdiag`` and ``seconds`` (K, S), ``diag_rel`` and ``diag_signed`` (K, S, L);
-    ``wall_seconds`` of the whole run; the bias ``probe`` (None without one)."""
+    ``wall_seconds`` of the whole run; the bias ``probe`` (None without one); ``grams``:
+    every distinct draw's lag Gram per width (sweep and probe seeds together, seeds
+    ascending), shape ``(S_n, L, n_y, n_x, L, n_y, n_x)``, for the exact test."""
 
     widths: Tuple[int, ...]
     seeds: Tuple[int, ...]
@@ -104,6 +107,7 @@ class SweepDraws:
     seconds: Optional[np.ndarray] = None
     wall_seconds: float = float("nan")
     probe: Optional[BiasProbe] = None
+    grams: Optional[Dict[int, np.ndarray]] = None
 
     def sorted_by_width(self) -> "SweepDraws":
         """The same draws with widths ascending (rows reordered with them), arrays as float64."""
@@ -138,6 +142,11 @@ def run_draws(plan: SweepPlan, limit: np.ndarray, *, compute: ComputeOptions = C
     got = dict(zip(keys, results))
     wall = time.perf_counter() - t0
     grid = [[got[(n, s)] for s in plan.seeds] for n in plan.widths]
+    grams: Dict[int, np.ndarray] = {}
+    for n in sorted({n for n, _ in keys}):
+        mats = [got[(n, s)].gram for s in sorted(s for m, s in keys if m == n)]
+        if all(g is not None for g in mats):
+            grams[n] = np.stack(mats)
     probe = None
     if plan.bias_widths:
         probe = BiasProbe(plan.bias_widths, plan.probe_seeds,
@@ -149,5 +158,5 @@ def run_draws(plan: SweepPlan, limit: np.ndarray, *, compute: ComputeOptions = C
         diag_signed=np.array([[r.diag_signed for r in row] for row in grid]),
         offdiag=np.array([[r.offdiag for r in row] for row in grid]),
         seconds=np.array([[r.seconds for r in row] for row in grid]),
-        wall_seconds=wall, probe=probe,
+        wall_seconds=wall, probe=probe, grams=grams or None,
     )

@@ -42,8 +42,18 @@ def report_dict(result, timings: bool = True) -> Dict[str, Any]:
     om, oh = t_interval(result.offdiag, result.confidence, axis=1)
     dm, dh = t_interval(result.diag_rel, result.confidence, axis=1)
     bt, bh = result.bias_table()
+    exact = result.exact
     out = {
         "verdict": result.verdict,
+        "p_value": None if exact is None else exact.p_value,
+        "min_detectable": None if exact is None else exact.min_detectable,
+        "exact_test": None if exact is None else exact.to_dict(),
+        "predicted_error": {
+            "description": ("sqrt(E ||Theta_n - Theta_inf||_F^2) / ||Theta_inf||_F per width from the exact mean and "
+                            "the exact leading variance; rms: the measured root mean square over seeds"),
+            "predicted": result.predicted_error,
+            "rms": np.sqrt(np.mean(np.asarray(result.frob) ** 2, axis=1)),
+        },
         "slope": result.slope.slope,
         "slope_interval": list(result.slope.interval),
         "theory_exponent": THEORY_EXPONENT,

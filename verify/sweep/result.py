@@ -38,6 +38,8 @@ class SweepResult:
     draws: SweepDraws
     statistics: SweepStatistics
     outcome: Verdict
+    exact: Optional[Any] = None  # verify.exact.ExactTest of the draws' lag Grams
+    predicted_error: Optional[np.ndarray] = None  # predicted RMS relative Frobenius error per width
 
     # ------------------------------------------------------------ plan
     @property
@@ -189,5 +191,38 @@ def summarize(plan: SweepPlan, draws: SweepDraws, beta: np.ndarray, *,
         raise SpecError(f"the draws (widths {list(draws.widths)}, seeds {list(draws.seeds)}) are not the plan's "
                         f"(widths {list(plan.widths)}, seeds {list(plan.seeds)})")
     stats = error_statistics(draws.widths, draws.frob, confidence=plan.confidence, slope_model=plan.slope_model)
+    exact = None
+    if draws.grams:
+        from ..exact import exact_test, predict
+
+        exact = exact_test(predict(plan.spec, plan.lags, sorted(draws.grams)), draws.grams,
+                           alpha=1 - plan.confidence)
     return SweepResult(plan=plan, compute=compute, beta=np.asarray(beta, dtype=np.float64), draws=draws,
-                       statistics=stats, outcome=verdict(stats))
+                       statistics=stats, outcome=verdict(stats, exact), exact=exact,
+                       predicted_error=predicted_error(plan, draws.widths, beta))
+
+
+def predicted_error(plan: SweepPlan, widths, beta: np.ndarray) -> Optional[np.ndarray]:
+    """``sqrt(E ||Theta_n - Theta_inf||_F^2) / ||Theta_inf||_F`` at each width, from the exact mean
+    (every order) and the exact leading (``1/n``) variance: the sum of
+    :func:`theory.finite_width.expected_sq_error`, with the bias kept in full;
+    ``None`` for ``n_x`` or ``n_y`` above 1, where it is not computed."""
+    from theory.finite_width import mean_lag_gram, variance_lag_gram
+
+    spec = plan.spec
+    if spec.n_x != 1 or spec.n_y != 1:
+        return None
+    ref = float(np.linalg.norm(beta))
+    if ref == 0:
+        return None
+    mean = mean_lag_gram(spec, plan.lags)
+    var = variance_lag_gram(spec, plan.lags, order=1)
+    out = []
+    for n in widths:
+        total = 0.0
+        for l in range(plan.lags):
+            for lp in range(plan.lags):
+                bias = float(mean.total[l][lp](n) - mean.total[l][lp].coeff(0))
+                total += float(var.total[l][lp](n)) + bias * bias
+        out.append(np.sqrt(total) / ref)
+    return np.asarray(out)
