@@ -4,7 +4,7 @@ Metric "ntk", conv1, s_W = 0.9, s_F = s_C = 1, 16 lags, widths 128..4096,
 8 seeds per width: draws every network, computes its lag Gram exactly, compares
 with the closed form, prints the tables, writes ``report.json`` and PNG figures
 to ``--out`` (default ``verify-report``) and exits 0 exactly when the verdict is
-"consistent" (rules in :mod:`verify.sweep`), 1 otherwise, 2 on bad input.
+"consistent" (rules in :mod:`verify.sweep.verdict`), 1 otherwise, 2 on bad input.
 Every default is a flag (``python -m verify run --help``).
 """
 from __future__ import annotations
