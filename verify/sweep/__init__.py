@@ -40,17 +40,19 @@ Statistics (all at confidence level ``confidence``, default 0.99), see
   the interval grows like ``sqrt n`` because fluctuations are ``O(n^-1/2)``, so the
   bias is resolved only with many seeds at small widths: the *bias probe*).
 
-Verdict ``"consistent"`` exactly when all rules of :data:`RULES` hold
-(:func:`verify.sweep.verdict.verdict`).  Under the
-model each of ``rate`` and ``band`` fails with probability ``1 - confidence`` and
-``decay`` with a negligible one, so the false-failure probability is at most
-``2 (1 - confidence)`` (2 % at the default) for a sweep with enough power
-(see :func:`verify.sweep.verdict.verdict`).  Checked on 30 independent repetitions of the default
-job's draws (base seeds 0..29): no rule failed; the corrected slopes had mean
--0.503 and sd 0.083 (reported standard errors 0.07..0.09), whereas the plain
-model's slopes had mean -0.536 and its 99 % interval missed -1/2 in 4 of 30
-(the O(1/n) correction biases it at widths 128..512): why "corrected" is the
-default.
+Verdict: the exact finite-width test decides (:func:`verify.exact.exact_test`,
+rule ``exact`` of :func:`verify.sweep.verdict.verdict`): every draw keeps its lag
+Gram, and the seed means at every width (the sweep's and the bias probe's draws
+together) are tested against their exact finite-width means, with a
+false-failure probability of at most ``1 - confidence`` (1 % by default; 0 false
+failures in 200 repetitions measured by ``tests/test_exact.py``).  The verdict
+states its power: the smallest uniform error in ``beta``, and in a single
+``beta_l``, that the run detects with probability 0.99 (the default job: about
+0.6 % and 0.9 %).  The rate rules (``rate``, ``decay``, ``band``) stay, as
+information: on 30 independent repetitions of the default job's draws (base
+seeds 0..29) none failed; the corrected slopes had mean -0.503 and sd 0.083,
+whereas the plain model's 99 % interval missed -1/2 in 4 of 30 (the O(1/n)
+correction biases it at widths 128..512): why "corrected" is the default.
 
 Modules, in the order a sweep runs through them: :mod:`~verify.sweep.plan`
 (the frozen :class:`SweepPlan`), :mod:`~verify.sweep.draws` (task seeds, tasks,
@@ -136,7 +138,7 @@ def sweep(plan: SweepPlan, *, compute: ComputeOptions = ComputeOptions(), execut
     The bias probe (``plan.bias_seeds > 0``) shares the sweep's draws where they
     coincide.  The bias is O(1/n) while fluctuations are O(n^-1/2), so it is
     resolved only with many seeds at small widths, where draws are cheap.  The
-    probe does not enter the verdict.
+    probe's draws enter the exact test (small widths carry most of its power).
     """
     from ..ntk import lag_weights_float64, limit_lag_gram
 
