@@ -55,14 +55,18 @@ __all__ = [
     "exact_test",
     "contrast_weights",
     "DEFAULT_ALPHA",
+    "DETERMINISTIC_RTOL",
+    "FLOAT32_RTOL",
     "POWER",
 ]
 
 DEFAULT_ALPHA = 0.01
 POWER = 0.99
 # Relative tolerance of a deterministic entry: float64 rounding of a lag Gram
-# entry (a few hundred operations) stays far below this.
-_DETERMINISTIC_RTOL = 1e-9
+# entry (a few hundred operations, unit roundoff 1.1e-16) stays far below this;
+# float32 (unit roundoff 6e-8) needs the looser one.
+DETERMINISTIC_RTOL = 1e-9
+FLOAT32_RTOL = 1e-5
 
 
 @dataclass(frozen=True, eq=False)
@@ -218,10 +222,13 @@ def _contrast(grams: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return per_lag @ weights
 
 
-def exact_test(pred: Prediction, samples: Mapping[int, np.ndarray], *, alpha: float = DEFAULT_ALPHA) -> ExactTest:
+def exact_test(pred: Prediction, samples: Mapping[int, np.ndarray], *, alpha: float = DEFAULT_ALPHA,
+               deterministic_rtol: float = DETERMINISTIC_RTOL) -> ExactTest:
     """Test draws ``samples[n]`` (shape ``(S, L, n_y, n_x, L, n_y, n_x)``) against ``pred``.
 
     Every width needs at least 2 seeds; widths must be in ``pred.means``.
+    ``deterministic_rtol``: relative tolerance of entries without randomness (the
+    default suits float64 lag Grams; :data:`FLOAT32_RTOL` suits float32 ones).
     """
     if not 0 < alpha < 1:
         raise SpecError(f"alpha must be in (0, 1), got {alpha}")
@@ -255,9 +262,9 @@ def exact_test(pred: Prediction, samples: Mapping[int, np.ndarray], *, alpha: fl
         xbar = x.mean(axis=0)
         sd = x.std(axis=0, ddof=1)
         scale = np.maximum(np.abs(mean_pred), np.abs(xbar))
-        det = sd <= _DETERMINISTIC_RTOL * np.maximum(scale, np.finfo(float).tiny)
+        det = sd <= deterministic_rtol * np.maximum(scale, np.finfo(float).tiny)
         for k in np.flatnonzero(det):
-            if abs(xbar[k] - mean_pred[k]) > _DETERMINISTIC_RTOL * max(scale[k], 1e-300):
+            if abs(xbar[k] - mean_pred[k]) > deterministic_rtol * max(scale[k], 1e-300):
                 det_fail.append(f"entry {labels[k]} at width {n}: every draw gives {xbar[k]:.17g}, "
                                 f"the exact value is {mean_pred[k]:.17g}")
         random_mask |= ~det

@@ -193,10 +193,11 @@ def summarize(plan: SweepPlan, draws: SweepDraws, beta: np.ndarray, *,
     stats = error_statistics(draws.widths, draws.frob, confidence=plan.confidence, slope_model=plan.slope_model)
     exact = None
     if draws.grams:
-        from ..exact import exact_test, predict
+        from ..exact import DETERMINISTIC_RTOL, FLOAT32_RTOL, exact_test, predict
 
+        rtol = FLOAT32_RTOL if compute.dtype == "float32" else DETERMINISTIC_RTOL
         exact = exact_test(predict(plan.spec, plan.lags, sorted(draws.grams)), draws.grams,
-                           alpha=1 - plan.confidence)
+                           alpha=1 - plan.confidence, deterministic_rtol=rtol)
     return SweepResult(plan=plan, compute=compute, beta=np.asarray(beta, dtype=np.float64), draws=draws,
                        statistics=stats, outcome=verdict(stats, exact), exact=exact,
                        predicted_error=predicted_error(plan, draws.widths, beta))
