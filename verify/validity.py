@@ -29,7 +29,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -138,7 +138,8 @@ def make_options(*, lags=16, widths=None, sigma_ws=("0.5", "0.9", "1"), threshol
         raise BadInput(f"--threshold must be in (0, 1), got {threshold}")
     min_lag = validate.integer(min_lag, "--min-lag", minimum=2)
     if min_lag > lags - 2:
-        raise BadInput(f"--min-lag must be at most --lags - 2 = {lags - 2} (the collapse needs two lags), got {min_lag}")
+        raise BadInput(f"--min-lag must be at most --lags - 2 = {lags - 2} (the collapse needs two lags), "
+                       f"got {min_lag}")
     seq = validate.int_list(sequence_lengths, "--sequence-lengths", minimum=2)
     fixed = validate.int_list(fixed_widths, "--fixed-widths")
     evl = validate.integer(exact_variance_lags, "--exact-variance-lags", minimum=0, maximum=min(lags, 7))
@@ -372,7 +373,7 @@ def check_closed_forms(m: LagMeasures) -> Dict[str, bool]:
 
 # ----------------------------------------------------------------------------- collapse and rules
 def collapse_spread(values: Mapping[int, Sequence[float]], widths: Sequence[int], exponent: float,
-                    points: int = COLLAPSE_POINTS) -> Optional[Dict[str, float]]:
+                    points: int = COLLAPSE_POINTS) -> Optional[Dict[str, Any]]:
     """How well the curves ``l -> q(l, .)`` fall on one curve of ``x = l^a / n``.
 
     Each lag's curve ``ln q`` against ``ln x`` (sampled at ``widths``) is interpolated
@@ -441,7 +442,8 @@ class Rule:
 
     def to_dict(self) -> Dict[str, object]:
         return {"quantity": self.quantity, "sigma_w": str(self.sigma_w), "variable": self.variable,
-                "exponent": self.exponent, "constant": self.constant, "constant_rounded_up": _ceil_sig(self.constant, 4),
+                "exponent": self.exponent, "constant": self.constant,
+                "constant_rounded_up": _ceil_sig(self.constant, 4),
                 "argmax_lag": self.argmax_lag, "lag_range": list(self.lag_range),
                 "local_exponent": self.local_exponent, "statement": self.statement()}
 
@@ -472,10 +474,10 @@ def fit_rule(q: str, sigma_w: Fraction, nstar: Mapping[int, Optional[float]], la
             c = math.nextafter(c, math.inf)
         if c > best:
             best, arg = c, l
-    top = [l for l in range(max(lag_range[0], lag_range[1] - 3), lag_range[1] + 1) if nstar.get(l)]
+    top = [(l, v) for l in range(max(lag_range[0], lag_range[1] - 3), lag_range[1] + 1) if (v := nstar.get(l))]
     local = None
     if len(top) >= 2:
-        local = float(np.polyfit(np.log(top), np.log([nstar[l] for l in top]), 1)[0])
+        local = float(np.polyfit(np.log([l for l, _ in top]), np.log([v for _, v in top]), 1)[0])
     return Rule(q, sigma_w, variable, a, best, arg, lag_range, local, threshold)
 
 
@@ -510,7 +512,14 @@ def _width_entry(log10_n: Optional[float]) -> Dict[str, Optional[float]]:
     return {"width": w, "log10_width": log10_n}
 
 
-def validity_report(opts: ValidityOptions, progress=None) -> Dict[str, object]:
+def _ratio(exact: Optional[float], log10_closed: Optional[float]) -> Optional[float]:
+    """``exact / 10^log10_closed`` (``None`` when either is missing)."""
+    if exact is None or log10_closed is None:
+        return None
+    return exact / 10**log10_closed
+
+
+def validity_report(opts: ValidityOptions, progress=None) -> Dict[str, Any]:
     """Everything the command prints and writes, as JSON-ready values (see docs/validity.md)."""
     thr = opts.threshold
     widths = list(opts.widths)
@@ -522,7 +531,7 @@ def validity_report(opts: ValidityOptions, progress=None) -> Dict[str, object]:
         measures[sw] = lag_measures(_spec(sw), opts.lags)
     key = {sw: str(sw) for sw in opts.sigma_ws}
     first = measures[opts.sigma_ws[0]]
-    report: Dict[str, object] = {
+    report: Dict[str, Any] = {
         "model": {"metric": "ntk", "convention": "conv1", "sigma_f": "1", "sigma_c": "1", "n_x": 1, "d": False,
                   "note": "all four measures are relative; s_F, s_C and n_x cancel from them"},
         "threshold": float(thr),
@@ -560,10 +569,10 @@ def validity_report(opts: ValidityOptions, progress=None) -> Dict[str, object]:
     # collapse
     collapse: Dict[str, object] = {}
     chosen: Dict[Tuple[Fraction, str], str] = {}
-    for sw, m in measures.items():
+    for sw in opts.sigma_ws:
         per_q = {}
         for q in QUANTITIES:
-            grid = report["grids"][key[sw]][q]  # type: ignore[index]
+            grid = report["grids"][key[sw]][q]
             vals = {l: grid[l] for l in range(opts.min_lag, opts.lags)}
             cand = {name: collapse_spread(vals, widths, a) for name, a in CANDIDATES.items()}
             scored = [(v["rms"], name) for name, v in cand.items() if v is not None]
@@ -585,8 +594,8 @@ def validity_report(opts: ValidityOptions, progress=None) -> Dict[str, object]:
     # closed-form accuracy at the top of the checked range
     top = opts.lags - 1
     report["closed_form_ratio_at_top_lag"] = {
-        key[sw]: {q: (nstar[sw][q][top] / 10 ** closed_threshold_width(q, top, sw, thr))  # type: ignore[operator]
-                  if nstar[sw][q][top] else None for q in QUANTITIES} for sw in opts.sigma_ws}
+        key[sw]: {q: _ratio(nstar[sw][q][top], closed_threshold_width(q, top, sw, thr)) for q in QUANTITIES}
+        for sw in opts.sigma_ws}
     # long sequences
     seq_rows = []
     for T in opts.sequence_lengths:
@@ -602,7 +611,7 @@ def validity_report(opts: ValidityOptions, progress=None) -> Dict[str, object]:
                     source = "closed form (leading order in 1/n)"
                 r = rule_of[(sw, q)]
                 rule_log = math.log10(r.constant) + r.exponent * math.log10(l) if l > 0 else None
-                row = {"T": T, "lag": l, "sigma_w": key[sw], "quantity": q, **entry, "source": source,
+                row: Dict[str, Any] = {"T": T, "lag": l, "sigma_w": key[sw], "quantity": q, **entry, "source": source,
                        "rule_extrapolated": _width_entry(rule_log)}
                 if q in ("offdiag", "offdiag_sym"):
                     wlog, wrow = window_threshold_width(q, T, sw, thr)
@@ -642,26 +651,28 @@ def validity_report(opts: ValidityOptions, progress=None) -> Dict[str, object]:
 
 
 # ----------------------------------------------------------------------------- figures
-def write_figures(report: Mapping[str, object], folder) -> List[Path]:
+def write_figures(report: Mapping[str, Any], folder) -> List[Path]:
     """Write :data:`FIGURES` into ``folder`` from a :func:`validity_report` (needs matplotlib)."""
     from matplotlib.figure import Figure
 
     folder = Path(folder)
     widths = np.asarray(report["widths"], dtype=float)
-    lags = int(report["lags"])  # type: ignore[arg-type]
-    sws = list(report["sigma_w"])  # type: ignore[call-overload]
-    thr = float(report["threshold"])  # type: ignore[arg-type]
+    lags = int(report["lags"])
+    sws = list(report["sigma_w"])
+    thr = float(report["threshold"])
     grids = report["grids"]
     paths = []
 
     # heat maps: rows s_W, columns quantities
-    fig = Figure(figsize=(4.2 * len(QUANTITIES), 3.3 * len(sws)), layout="constrained")
+    fig = Figure(figsize=(4.4 * len(QUANTITIES), 3.4 * len(sws)))
     axes = fig.subplots(len(sws), len(QUANTITIES), squeeze=False)
+    fig.subplots_adjust(left=0.04, right=0.98, bottom=0.6 / (3.4 * len(sws)), top=1 - 0.4 / (3.4 * len(sws)),
+                        wspace=0.35, hspace=0.45)
     lw = np.log2(widths)
     for i, sw in enumerate(sws):
         for j, q in enumerate(QUANTITIES):
             ax = axes[i][j]
-            z = np.asarray(grids[sw][q], dtype=float)  # type: ignore[index]
+            z = np.asarray(grids[sw][q], dtype=float)
             with np.errstate(divide="ignore"):
                 lz = np.where(z > 0, np.log10(np.where(z > 0, z, 1.0)), np.nan)
             im = ax.pcolormesh(lw, np.arange(lags), lz, shading="nearest", cmap="viridis", vmin=-8, vmax=2)
@@ -671,18 +682,19 @@ def write_figures(report: Mapping[str, object], folder) -> List[Path]:
             ax.set_title(f"{SHORT[q]}, s_W = {sw} (blank: exactly 0)", fontsize=9)
             ax.set_xlabel("log2 width n")
             ax.set_ylabel("lag l")
-            fig.colorbar(im, ax=ax, label="log10 (white: {:g} %)".format(100 * thr))
+            fig.colorbar(im, ax=ax, label=f"log10 (white: {100 * thr:g} %)")
     paths.append(_save(fig, folder / FIGURES[0]))
 
     # collapse: quantities x candidate variables, s_W = 1 if present
     sw = "1" if "1" in sws else sws[0]
-    fig = Figure(figsize=(4.2 * len(CANDIDATES), 3.3 * len(QUANTITIES)), layout="constrained")
+    fig = Figure(figsize=(4.4 * len(CANDIDATES), 3.4 * len(QUANTITIES)))
     axes = fig.subplots(len(QUANTITIES), len(CANDIDATES), squeeze=False)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.05, top=0.94, wspace=0.25, hspace=0.4)
     cmap = _cmap()
-    min_lag = int(report["min_lag"])  # type: ignore[arg-type]
+    min_lag = int(report["min_lag"])
     for i, q in enumerate(QUANTITIES):
-        z = np.asarray(grids[sw][q], dtype=float)  # type: ignore[index]
-        info = report["collapse"][sw][q]  # type: ignore[index]
+        z = np.asarray(grids[sw][q], dtype=float)
+        info = report["collapse"][sw][q]
         for j, (name, a) in enumerate(CANDIDATES.items()):
             ax = axes[i][j]
             for l in range(1, lags):
@@ -704,22 +716,23 @@ def write_figures(report: Mapping[str, object], folder) -> List[Path]:
     paths.append(_save(fig, folder / FIGURES[1]))
 
     # thresholds: n*(l) exact (points), closed form (lines), rules, sequence lengths
-    fig = Figure(figsize=(4.4 * len(QUANTITIES), 3.8), layout="constrained")
+    fig = Figure(figsize=(4.4 * len(QUANTITIES), 3.9))
     axes = fig.subplots(1, len(QUANTITIES), squeeze=False)[0]
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.14, top=0.85, wspace=0.3)
     curves = report["closed_form_curves"]
-    rules = {(r["sigma_w"], r["quantity"]): r for r in report["rules"]}  # type: ignore[union-attr]
-    Ts = sorted({row["T"] for row in report["sequence_lengths"]})  # type: ignore[union-attr]
+    rules = {(r["sigma_w"], r["quantity"]): r for r in report["rules"]}
+    Ts = sorted({row["T"] for row in report["sequence_lengths"]})
     indep = report["sigma_w_independent"]
     for j, q in enumerate(QUANTITIES):
         ax = axes[j]
         clipped = False
-        for k, sw in enumerate(sws[:1] if indep[q] else sws):  # type: ignore[index]
+        for k, sw in enumerate(sws[:1] if indep[q] else sws):
             color = f"C{k}"
-            who = "every s_W" if indep[q] else f"s_W = {sw}"  # type: ignore[index]
-            ex = report["threshold_widths"][sw][q]["exact"]  # type: ignore[index]
+            who = "every s_W" if indep[q] else f"s_W = {sw}"
+            ex = report["threshold_widths"][sw][q]["exact"]
             ls = [l for l in range(lags) if ex[l] and l >= 1]
             ax.loglog(ls, [ex[l] for l in ls], "o", ms=3.5, color=color, label=f"exact, {who}")
-            cl = [(l, v) for l, v in zip(curves["lags"], curves["log10_width"][sw][q])  # type: ignore[index]
+            cl = [(l, v) for l, v in zip(curves["lags"], curves["log10_width"][sw][q])
                   if v is not None]
             clipped |= any(v > Y_MAX_LOG10 for _, v in cl)
             cl = [(l, v) for l, v in cl if v <= Y_MAX_LOG10]
