@@ -60,6 +60,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .errors import BadInput, require
+
 __all__ = [
     "ClaimError",
     "ClaimOptions",
@@ -80,8 +82,8 @@ ROUNDING = 1e-8
 METHODS = ("auto", "jacobian", "products")
 
 
-class ClaimError(ValueError):
-    """Bad input to the harness (a malformed model, kernel, input or option): one line."""
+class ClaimError(BadInput):
+    """Bad input to the harness (a malformed model, kernel, input or option): one line, exit 2."""
 
 
 @dataclass(frozen=True)
@@ -185,11 +187,8 @@ def draw_seed(base_seed: int, width: int, index: int) -> int:
 
 # --------------------------------------------------------------------------- empirical NTK
 def _torch():
-    try:
-        import torch
-        import torch.func  # noqa: F401
-    except ImportError:
-        raise ImportError("verify.claim needs torch (pip install 'rnn-implicit-bias[torch]')") from None
+    torch = require("torch", "the claim harness (verify.claim)", "torch")
+    importlib.import_module("torch.func")
     return torch
 
 
@@ -422,8 +421,9 @@ class ClaimReport:
     seconds: float
 
     def to_dict(self) -> Dict[str, object]:
+        """JSON-ready: plain floats and lists, non-finite numbers as None."""
         opts = asdict(self.options)
-        return {
+        return _finite({
             "verdict": self.verdict,
             "alpha": self.options.alpha,
             "rule": RULE,
@@ -440,7 +440,20 @@ class ClaimReport:
             "inputs_shape": list(self.shape),
             "method": self.method,
             "seconds": self.seconds,
-        }
+        })
+
+
+def _finite(v):
+    """Recursively: tuples to lists, numpy scalars to Python, NaN and infinities to None."""
+    if isinstance(v, dict):
+        return {str(k): _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
 
 
 RULE = ("at the largest width N a statistic fails when |mean - claim| > t_a se + A + 1e-8 (residual: one-sided, "
@@ -452,7 +465,7 @@ RULE = ("at the largest width N a statistic fails when |mean - claim| > t_a se +
 def _call_model(model, width: int, seed: int):
     try:
         out = model(width, seed)
-    except (ClaimError, ImportError):
+    except BadInput:
         raise
     except Exception as exc:
         raise ClaimError(f"model({width}, {seed}) raised {type(exc).__name__}: {exc}") from None
@@ -464,7 +477,7 @@ def _call_model(model, width: int, seed: int):
 def _call_kernel(kernel, X: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
     try:
         K = kernel(X, X)
-    except (ClaimError, ImportError):
+    except BadInput:
         raise
     except Exception as exc:
         raise ClaimError(f"kernel(X, X) raised {type(exc).__name__}: {exc}") from None
@@ -511,7 +524,7 @@ def _check_claim(torch, model, kernel, X, options: ClaimOptions, progress: bool)
         try:
             theta = empirical_ntk(params, apply, Xn, method=options.method,
                                   max_jacobian_bytes=options.max_jacobian_bytes)
-        except (ClaimError, ImportError, MemoryError):
+        except (BadInput, MemoryError):
             raise
         except Exception as exc:
             raise ClaimError(f"differentiating apply for model({n}, {seed}) raised "
