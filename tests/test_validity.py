@@ -23,6 +23,7 @@ from verify.validity import (
     check_closed_forms,
     closed_form_square,
     collapse_spread,
+    correction_trend,
     lag_measures,
     largest_lag,
     make_options,
@@ -147,6 +148,14 @@ def test_collapse_spread_finds_the_scaling_variable():
     assert collapse_spread(values, widths, 2.0)["rms"] < 1e-12
     assert collapse_spread(values, widths, 1.0)["rms"] > 0.3
     assert collapse_spread({4: values[4]}, widths, 2.0) is None
+
+
+def test_correction_trend_recovers_a_power_law():
+    ratios = {l: 1 + 0.01 * (l / 10) ** 0.7 for l in (10, 11, 12, 13)}
+    excess, p, top = correction_trend(ratios)
+    assert top == 13 and excess == pytest.approx(0.01 * 1.3**0.7, rel=1e-12) and p == pytest.approx(0.7, rel=1e-9)
+    assert correction_trend({10: 1.0, 11: 1.0}) is None  # no measurable correction
+    assert correction_trend({10: 1.1}) is None
 
 
 def test_collapse_picks_l2_for_the_bias_and_l_for_the_std(report):

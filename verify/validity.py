@@ -58,6 +58,7 @@ __all__ = [
     "window_threshold_width",
     "check_closed_forms",
     "collapse_spread",
+    "correction_trend",
     "best_exponent",
     "fit_rule",
     "largest_lag",
@@ -481,20 +482,27 @@ def fit_rule(q: str, sigma_w: Fraction, nstar: Mapping[int, Optional[float]], la
     return Rule(q, sigma_w, variable, a, best, arg, lag_range, local, threshold)
 
 
-def largest_lag(m: LagMeasures, q: str, n: int, threshold: Fraction, cap: int = SCAN_CAP) -> Tuple[Optional[int], str]:
+def largest_lag(m: LagMeasures, q: str, n: int, threshold: Fraction, cap: int = SCAN_CAP,
+                trend: Optional[Tuple[float, float, int]] = None) -> Tuple[Optional[int], str]:
     """The largest lag ``L`` with ``q(l, n) <= threshold`` for every ``l <= L`` (``None``: not even ``l = 0``).
 
-    Lags below ``m.lags`` use the exact values; beyond, the leading closed form.  The
-    second item says which decided (``"exact"`` or ``"closed form"``); a scan reaching
-    ``cap`` returns ``cap`` with ``"closed form, scan cap"``.
+    Lags below ``m.lags`` use the exact values; beyond, the leading closed form
+    (exact rational comparison), or, with ``trend`` (:func:`correction_trend`), the
+    closed-form ``n*`` times the heuristic factor ``1 + excess (l/top)^p``.  The second
+    item says which decided (``"exact"`` or ``"closed form"``); a scan reaching ``cap``
+    returns ``cap`` with ``"closed form, scan cap"``.
     """
     level = Fraction(threshold) ** 2
     for l in range(cap + 1):
         if l < m.lags:
             ok = m.squared[q][l](n) <= level
-        else:
+        elif trend is None:
             k, p = closed_form_square(q, l, m.spec.sigma_w)
             ok = k <= level * Fraction(n) ** p
+        else:
+            excess, power, top = trend
+            log_cf = closed_threshold_width(q, l, m.spec.sigma_w, threshold)
+            ok = log_cf is None or math.log10(n) >= log_cf + math.log10(1 + excess * (l / top) ** power)
         if not ok:
             return (l - 1 if l else None), ("exact" if l < m.lags else "closed form")
     return cap, "closed form, scan cap"
@@ -505,11 +513,26 @@ def _spec(sigma_w: Fraction) -> RNNSpec:
     return RNNSpec(sigma_w=sigma_w)
 
 
-def _width_entry(log10_n: Optional[float]) -> Dict[str, Optional[float]]:
+def _width_entry(log10_n: Optional[float]) -> Dict[str, Any]:
     if log10_n is None:
         return {"width": None, "log10_width": None}
     w = 10.0**log10_n if log10_n < 300 else None
     return {"width": w, "log10_width": log10_n}
+
+
+def correction_trend(ratios: Mapping[int, float]) -> Optional[Tuple[float, float, int]]:
+    """Fit ``r(l) - 1 = A l^p`` to the exact-over-closed-form ratios of ``n*`` at the given lags.
+
+    Returns ``(r_top - 1, p, top)`` (``top`` the largest lag), or ``None`` when some
+    ``r - 1`` is below ``1e-9`` (no measurable correction: the closed form is exact
+    there up to rounding) or fewer than two lags are given.  A heuristic: it says how
+    the neglected higher orders grow, it does not bound them.
+    """
+    pts = sorted(ratios.items())
+    if len(pts) < 2 or any(r - 1 < 1e-9 for _, r in pts):
+        return None
+    p = float(np.polyfit(np.log([l for l, _ in pts]), np.log([r - 1 for _, r in pts]), 1)[0])
+    return pts[-1][1] - 1, p, pts[-1][0]
 
 
 def _ratio(exact: Optional[float], log10_closed: Optional[float]) -> Optional[float]:
@@ -589,13 +612,29 @@ def validity_report(opts: ValidityOptions, progress=None) -> Dict[str, Any]:
         for q in QUANTITIES:
             r = fit_rule(q, sw, nstar[sw][q], lag_range, chosen[(sw, q)], thr)
             rule_of[(sw, q)] = r
-            rules.append(r.to_dict())
+            d = r.to_dict()
+            d["n_star_over_l_a"] = {str(l): nstar[sw][q][l] / l**r.exponent  # type: ignore[operator]
+                                    for l in range(lag_range[0], lag_range[1] + 1) if nstar[sw][q][l]}
+            far = max(opts.sequence_lengths) - 1
+            log_cf = closed_threshold_width(q, far, sw, thr)
+            d["closed_form_constant"] = {"lag": far, "constant": None if log_cf is None or log_cf > 300 else
+                                         10 ** (log_cf - r.exponent * math.log10(far))}
+            rules.append(d)
     report["rules"] = rules
     # closed-form accuracy at the top of the checked range
     top = opts.lags - 1
     report["closed_form_ratio_at_top_lag"] = {
         key[sw]: {q: _ratio(nstar[sw][q][top], closed_threshold_width(q, top, sw, thr)) for q in QUANTITIES}
         for sw in opts.sigma_ws}
+    trend = {}
+    for sw in opts.sigma_ws:
+        for q in QUANTITIES:
+            rs: Dict[int, float] = {}
+            for l in range(max(opts.min_lag, opts.lags - 4), opts.lags):
+                ratio = _ratio(nstar[sw][q][l], closed_threshold_width(q, l, sw, thr))
+                if ratio is not None:
+                    rs[l] = ratio
+            trend[(sw, q)] = correction_trend(rs)
     # long sequences
     seq_rows = []
     for T in opts.sequence_lengths:
@@ -607,8 +646,17 @@ def validity_report(opts: ValidityOptions, progress=None) -> Dict[str, Any]:
                     entry = _width_entry(None if ns is None else math.log10(ns))
                     source = "exact"
                 else:
-                    entry = _width_entry(closed_threshold_width(q, l, sw, thr))
+                    log_cf = closed_threshold_width(q, l, sw, thr)
+                    entry = _width_entry(log_cf)
                     source = "closed form (leading order in 1/n)"
+                    tr = trend[(sw, q)]
+                    if tr is not None and log_cf is not None:
+                        excess, p, top_l = tr
+                        factor = 1 + excess * (l / top_l) ** p
+                        entry["next_order_estimate"] = {
+                            **_width_entry(log_cf + math.log10(factor)), "factor": factor, "trend_exponent": p,
+                            "note": f"heuristic: closed form times 1 + (r - 1), r = exact/closed-form n* fitted as "
+                                    f"1 + A l^p over lags {max(opts.min_lag, opts.lags - 4)}..{top_l}"}
                 r = rule_of[(sw, q)]
                 rule_log = math.log10(r.constant) + r.exponent * math.log10(l) if l > 0 else None
                 row: Dict[str, Any] = {"T": T, "lag": l, "sigma_w": key[sw], "quantity": q, **entry, "source": source,
@@ -624,8 +672,10 @@ def validity_report(opts: ValidityOptions, progress=None) -> Dict[str, Any]:
         for sw in opts.sigma_ws:
             for q in QUANTITIES:
                 lag, source = largest_lag(measures[sw], q, n, thr)
-                fixed_rows.append({"width": n, "sigma_w": key[sw], "quantity": q, "largest_lag": lag,
-                                   "source": source})
+                row = {"width": n, "sigma_w": key[sw], "quantity": q, "largest_lag": lag, "source": source}
+                if source != "exact" and trend[(sw, q)] is not None:
+                    row["largest_lag_next_order"] = largest_lag(measures[sw], q, n, thr, trend=trend[(sw, q)])[0]
+                fixed_rows.append(row)
     report["fixed_widths"] = fixed_rows
     # closed-form curves for the figure (log-spaced lags up to the longest sequence)
     top_lag = max([opts.lags] + [T - 1 for T in opts.sequence_lengths])

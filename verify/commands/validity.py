@@ -13,7 +13,7 @@ from .. import output
 from ..errors import require
 from ..output import write_json
 from ..report_json import versioned
-from ..validity import CANDIDATES, FIGURES, QUANTITIES, SHORT, make_options, validity_report, write_figures
+from ..validity import CANDIDATES, FIGURES, QUANTITIES, make_options, validity_report, write_figures
 
 REPORT = "report.json"
 FILES = (REPORT,) + FIGURES
@@ -83,21 +83,32 @@ def print_tables(report) -> None:
             c = report["collapse"][sw][q]
             cells = "".join(f"{(v['rms'] if v else float('nan')):>10.3f}" for v in c["candidates"].values())
             print(f"{sw:>6} {q:<13}{cells}{c['best_exponent'] if c['best_exponent'] is not None else '-':>8}")
-    print("\nRules (tight at the lag named; exact values):")
+    print("\nRules (exact values; tight at the lag named; c(far): leading-order closed form n*/l^a at a far lag):")
     for r in report["rules"]:
+        far = r["closed_form_constant"]
+        cf = "-" if far["constant"] is None else f"{far['constant']:.4g}"
         print(f"  s_W = {r['sigma_w']:>5}: {r['statement']}  (tight at l = {r['argmax_lag']}, "
-              f"local exponent {r['local_exponent']:.2f})")
-    print(f"\nWidth needed at lag T - 1 ({'closed form: leading order in 1/n' if report['sequence_lengths'] else ''}; "
-          "rule: c (T-1)^a extrapolated; window: worst row of the T-lag window):")
-    print(f"{'T':>6} {'s_W':>6} {'quantity':<13}{'n at T-1':>12}{'rule':>12}{'window':>12}  source")
+              f"local exponent {r['local_exponent']:.2f}; c({far['lag']}) = {cf})")
+    print("\nWidth needed at lag T - 1 (n at T-1: exact, or the leading-order closed form; next order: heuristic "
+          "trend of the exact/closed-form ratio; rule: c (T-1)^a read beyond its range; window: worst row of "
+          "the T-lag window, leading order):")
+    print(f"{'T':>6} {'s_W':>6} {'quantity':<13}{'n at T-1':>12}{'next order':>12}{'rule':>12}{'window':>12}  source")
     for row in report["sequence_lengths"]:
         win = _width(row["whole_window"]) if "whole_window" in row else ""
-        print(f"{row['T']:>6} {row['sigma_w']:>6} {row['quantity']:<13}{_width(row):>12}"
+        nxt = _width(row["next_order_estimate"]) if "next_order_estimate" in row else ""
+        print(f"{row['T']:>6} {row['sigma_w']:>6} {row['quantity']:<13}{_width(row):>12}{nxt:>12}"
               f"{_width(row['rule_extrapolated']):>12}{win:>12}  {row['source']}")
-    print("\nLargest lag L with every l <= L within the level (exact below the computed lags, closed form beyond):")
-    print(f"{'n':>7} {'s_W':>6} " + "".join(f"{SHORT[q][:14]:>16}" for q in QUANTITIES))
+    print("\nLargest lag L with every l <= L within the level (exact below the computed lags; beyond, the "
+          "closed form, and in brackets with the heuristic next-order factor):")
+    print(f"{'n':>7} {'s_W':>6} " + "".join(f"{q:>16}" for q in QUANTITIES))
     rows = {}
     for row in report["fixed_widths"]:
-        rows.setdefault((row["width"], row["sigma_w"]), {})[row["quantity"]] = row["largest_lag"]
+        text = "none" if row["largest_lag"] is None else str(row["largest_lag"])
+        if row["source"] != "exact":
+            text += "*"
+        if row.get("largest_lag_next_order") is not None:
+            text += f" ({row['largest_lag_next_order']})"
+        rows.setdefault((row["width"], row["sigma_w"]), {})[row["quantity"]] = text
     for (n, sw), vals in rows.items():
-        print(f"{n:>7} {sw:>6} " + "".join(f"{('none' if vals[q] is None else vals[q])!s:>16}" for q in QUANTITIES))
+        print(f"{n:>7} {sw:>6} " + "".join(f"{vals[q]:>16}" for q in QUANTITIES))
+    print("  (* decided by the closed form: the first failing lag is beyond the exact lags)")
