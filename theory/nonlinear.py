@@ -190,10 +190,10 @@ def _fraction(v, name: str) -> Fraction:
         return -frac if sign else frac
     if isinstance(v, (bool, np.bool_, str, bytes)) or v is None:
         raise SpecError(f"{name} contains a value that is not a number ({v!r})")
+    if isinstance(v, (float, np.floating)) and not np.isfinite(v):
+        raise SpecError(f"{name} contains a non-finite value ({float(v)!r})")
     try:
         if isinstance(v, (float, np.floating)):
-            if not np.isfinite(v):
-                raise SpecError(f"{name} contains a non-finite value ({float(v)!r})")
             return Fraction(float(v))
         if isinstance(v, (int, np.integer)):
             return Fraction(int(v))
