@@ -274,7 +274,7 @@ def planar(word: str) -> int:
     """``phi(w) = lim (1/n) E tr(w)``: the leading coefficient (non-crossing pairings of W with W^T).
 
     >>> planar("TTWW"), planar("TWTW"), planar("")
-    (1, 0, 1)
+    (1, 2, 1)
     """
     return engine().moment([word], 0).get(1, 0) if word else 1
 
