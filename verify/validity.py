@@ -732,6 +732,8 @@ def write_figures(report: Mapping[str, Any], folder) -> List[Path]:
             ax.set_title(f"{SHORT[q]}, s_W = {sw} (blank: exactly 0)", fontsize=9)
             ax.set_xlabel("log2 width n")
             ax.set_ylabel("lag l")
+            ax.yaxis.get_major_locator().set_params(integer=True)
+            ax.xaxis.get_major_locator().set_params(integer=True)
             fig.colorbar(im, ax=ax, label=f"log10 (white: {100 * thr:g} %)")
     paths.append(_save(fig, folder / FIGURES[0]))
 
