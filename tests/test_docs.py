@@ -15,7 +15,7 @@ CITED = re.compile(r"docs/theory\.md`*,?\s+section\s+[\"'`](.+?)[\"'`]", re.S)
 
 def _theory_sections() -> set:
     text = (DOCS / "theory.md").read_text()
-    return {m.group(1).strip() for m in re.finditer(r"^## (.+)$", text, re.M)}
+    return {m.group(1).strip() for m in re.finditer(r"^###? (.+)$", text, re.M)}
 
 
 def _sources():
