@@ -158,12 +158,26 @@ def test_correction_trend_recovers_a_power_law():
     assert correction_trend({10: 1.1}) is None
 
 
-def test_collapse_picks_l2_for_the_bias_and_l_for_the_std(report):
+def test_collapse_near_the_level_picks_l2_bias_l15_couplings_l_std(report):
     c = report["collapse"]["1"]
-    assert c["bias"]["best_candidate"] == "l^2/n"
-    assert c["std"]["best_candidate"] == "l/n"
+    assert c["bias"]["near_threshold"]["band"] == [0.001, 0.1]
+    assert c["bias"]["near_threshold"]["best_candidate"] == "l^2/n"
+    assert c["offdiag_sym"]["near_threshold"]["best_candidate"] == "l^3/n^2"
+    assert c["std"]["near_threshold"]["best_candidate"] == "l/n"
     for q in QUANTITIES:
-        assert c[q]["best_exponent"] is not None
+        for part in ("near_threshold", "full_range"):
+            assert c[q][part]["best_exponent"] is not None
+    rule = {r["quantity"]: r for r in report["rules"] if r["sigma_w"] == "1"}
+    assert (rule["bias"]["exponent"], rule["offdiag_sym"]["exponent"], rule["std"]["exponent"]) == (2, 1.5, 1)
+
+
+def test_collapse_band_keeps_only_points_near_the_level():
+    widths = [2**k for k in range(3, 17)]
+    values = {l: [l / n for n in widths] for l in range(4, 10)}
+    s = collapse_spread(values, widths, 1.0, band=(1e-3, 1e-1))
+    assert s["rms"] < 1e-12 and s["points"] >= 3
+    assert -3 - 1e-9 <= s["log10_x_range"][0] and s["log10_x_range"][1] <= -1 + 1e-9
+    assert collapse_spread(values, widths, 1.0, band=(1e3, 1e4)) is None
 
 
 def test_largest_lag_at_a_fixed_width(report):

@@ -58,6 +58,7 @@ __all__ = [
     "window_threshold_width",
     "check_closed_forms",
     "collapse_spread",
+    "collapse_summary",
     "correction_trend",
     "best_exponent",
     "fit_rule",
@@ -374,14 +375,18 @@ def check_closed_forms(m: LagMeasures) -> Dict[str, bool]:
 
 # ----------------------------------------------------------------------------- collapse and rules
 def collapse_spread(values: Mapping[int, Sequence[float]], widths: Sequence[int], exponent: float,
-                    points: int = COLLAPSE_POINTS) -> Optional[Dict[str, Any]]:
+                    points: int = COLLAPSE_POINTS,
+                    band: Optional[Tuple[float, float]] = None) -> Optional[Dict[str, Any]]:
     """How well the curves ``l -> q(l, .)`` fall on one curve of ``x = l^a / n``.
 
     Each lag's curve ``ln q`` against ``ln x`` (sampled at ``widths``) is interpolated
     linearly at ``points`` values of ``ln x`` spread over the range every curve covers;
-    at each the standard deviation of ``ln q`` across lags is taken.  Returns its root
-    mean square (``rms``) and maximum (``max``) over the points, and the covered range
-    of ``log10 x``; ``None`` with fewer than two lags or no common range.
+    at each the standard deviation of ``ln q`` across lags is taken.  With ``band =
+    (lo, hi)`` the grid is ``4 points`` fine and only the values of ``x`` where the mean
+    of ``ln q`` across lags lies in ``[ln lo, ln hi]`` count (the collapse near a level).
+    Returns the root mean square (``rms``) and maximum (``max``) of the standard
+    deviation over the points, their number and the covered range of ``log10 x``;
+    ``None`` with fewer than two lags, no common range or fewer than 3 points in the band.
     """
     ln_n = np.log(np.asarray(widths, dtype=float))
     curves = []
@@ -398,21 +403,37 @@ def collapse_spread(values: Mapping[int, Sequence[float]], widths: Sequence[int]
     hi = min(c[0][-1] for c in curves)
     if not hi > lo:
         return None
-    xs = np.linspace(lo, hi, points)
+    xs = np.linspace(lo, hi, points if band is None else 4 * points)
     ys = np.array([np.interp(xs, x, y) for x, y in curves])
+    if band is not None:
+        mean = ys.mean(axis=0)
+        keep = (mean >= math.log(band[0])) & (mean <= math.log(band[1]))
+        if keep.sum() < 3:
+            return None
+        xs, ys = xs[keep], ys[:, keep]
     sd = ys.std(axis=0)
-    return {"rms": float(np.sqrt(np.mean(sd**2))), "max": float(sd.max()),
-            "log10_x_range": [float(lo / math.log(10)), float(hi / math.log(10))]}
+    return {"rms": float(np.sqrt(np.mean(sd**2))), "max": float(sd.max()), "points": int(len(xs)),
+            "log10_x_range": [float(xs[0] / math.log(10)), float(xs[-1] / math.log(10))]}
 
 
-def best_exponent(values: Mapping[int, Sequence[float]], widths: Sequence[int]) -> Optional[float]:
+def best_exponent(values: Mapping[int, Sequence[float]], widths: Sequence[int],
+                  band: Optional[Tuple[float, float]] = None) -> Optional[float]:
     """The exponent ``a`` in :data:`EXPONENT_SCAN` with the smallest rms collapse spread."""
     best, arg = math.inf, None
     for a in EXPONENT_SCAN:
-        s = collapse_spread(values, widths, a)
+        s = collapse_spread(values, widths, a, band=band)
         if s is not None and s["rms"] < best:
             best, arg = s["rms"], a
     return arg
+
+
+def collapse_summary(values: Mapping[int, Sequence[float]], widths: Sequence[int],
+                     band: Optional[Tuple[float, float]] = None) -> Dict[str, Any]:
+    """:func:`collapse_spread` of every candidate of :data:`CANDIDATES`, the best of them and the best exponent."""
+    cand = {name: collapse_spread(values, widths, a, band=band) for name, a in CANDIDATES.items()}
+    scored = [(v["rms"], name) for name, v in cand.items() if v is not None]
+    return {"candidates": cand, "best_candidate": min(scored)[1] if scored else None,
+            "best_exponent": best_exponent(values, widths, band=band)}
 
 
 @dataclass(frozen=True)
@@ -589,20 +610,20 @@ def validity_report(opts: ValidityOptions, progress=None) -> Dict[str, Any]:
             "closed_form": [_width_entry(closed_threshold_width(q, l, sw, thr))["width"] for l in range(opts.lags)],
         } for q in QUANTITIES}
     report["threshold_widths"] = thresholds
-    # collapse
+    # collapse, near the level (decides the rules' variables) and over the whole grid
+    band = (float(thr) / 10, float(thr) * 10)
     collapse: Dict[str, object] = {}
     chosen: Dict[Tuple[Fraction, str], str] = {}
     for sw in opts.sigma_ws:
-        per_q = {}
+        per_q: Dict[str, Any] = {}
         for q in QUANTITIES:
             grid = report["grids"][key[sw]][q]
             vals = {l: grid[l] for l in range(opts.min_lag, opts.lags)}
-            cand = {name: collapse_spread(vals, widths, a) for name, a in CANDIDATES.items()}
-            scored = [(v["rms"], name) for name, v in cand.items() if v is not None]
-            best_name = min(scored)[1] if scored else "l^2/n"
-            chosen[(sw, q)] = best_name
-            per_q[q] = {"candidates": cand, "best_candidate": best_name,
-                        "best_exponent": best_exponent(vals, widths), "lags": list(lag_range)}
+            near = collapse_summary(vals, widths, band)
+            full = collapse_summary(vals, widths)
+            chosen[(sw, q)] = near["best_candidate"] or full["best_candidate"] or "l^2/n"
+            per_q[q] = {"near_threshold": {**near, "band": list(band)}, "full_range": full,
+                        "lags": list(lag_range)}
         collapse[key[sw]] = per_q
     report["collapse"] = collapse
     # rules
@@ -757,14 +778,17 @@ def write_figures(report: Mapping[str, Any], folder) -> List[Path]:
                           color=cmap(l / max(lags - 1, 1)), alpha=1.0 if big else 0.35,
                           label=f"l = {l}" if (j == 0 and i == 0 and l in (1, min_lag, lags - 1)) else None)
             ax.axhline(thr, color="k", lw=0.6, ls="--")
-            s = info["candidates"][name]
-            spread = "n/a" if s is None else f"{s['rms']:.3f}"
-            mark = " (best)" if name == info["best_candidate"] else ""
-            ax.set_title(f"{SHORT[q]} vs {name}: spread {spread}{mark}", fontsize=8)
+            s_near = info["near_threshold"]["candidates"][name]
+            s_full = info["full_range"]["candidates"][name]
+            near = "n/a" if s_near is None else f"{s_near['rms']:.3f}"
+            full = "n/a" if s_full is None else f"{s_full['rms']:.3f}"
+            mark = " (best)" if name == info["near_threshold"]["best_candidate"] else ""
+            ax.set_title(f"{SHORT[q]} vs {name}: spread {near} near the level{mark}, {full} overall", fontsize=7)
             ax.set_xlabel(name)
         axes[i][0].set_ylabel(q)
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"collapse, s_W = {sw}; spread = rms over x of the std of ln q across l >= {min_lag}", fontsize=9)
+    fig.suptitle(f"collapse, s_W = {sw}; spread = rms over x of the std of ln q across l >= {min_lag} "
+                 f"(near the level: mean q within a factor 10 of {100 * thr:g} %)", fontsize=9)
     paths.append(_save(fig, folder / FIGURES[1]))
 
     # thresholds: n*(l) exact (points), closed form (lines), rules, sequence lengths

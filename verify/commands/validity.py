@@ -75,14 +75,21 @@ def print_tables(report) -> None:
     agrees = all(all(v.values()) for v in report["closed_forms"]["agrees"].values())
     print(f"  closed forms agree with the exact leading terms: {'yes' if agrees else 'NO'} "
           f"({report['closed_forms']['status']})")
-    print("\nCollapse onto x = l^a/n (rms over x of the std of ln q across lags "
-          f"{report['collapse'][report['sigma_w'][0]]['bias']['lags']}):")
-    print(f"{'s_W':>6} {'quantity':<13}" + "".join(f"{name:>10}" for name in CANDIDATES) + f"{'best a':>8}")
+    first = report["collapse"][report["sigma_w"][0]]["bias"]
+    lo, hi = first["near_threshold"]["band"]
+    print(f"\nCollapse onto x = l^a/n: rms over x of the std of ln q across lags {first['lags']}, near the level "
+          f"(mean q in [{lo:g}, {hi:g}]) | over the whole grid; best a from a scan of 0.5..3:")
+    head = "".join(f"{name:>10}" for name in CANDIDATES)
+    print(f"{'s_W':>6} {'quantity':<13}{head}{'best a':>8}  |{head}{'best a':>8}")
     for sw in report["sigma_w"]:
         for q in QUANTITIES:
-            c = report["collapse"][sw][q]
-            cells = "".join(f"{(v['rms'] if v else float('nan')):>10.3f}" for v in c["candidates"].values())
-            print(f"{sw:>6} {q:<13}{cells}{c['best_exponent'] if c['best_exponent'] is not None else '-':>8}")
+            cells = []
+            for part in ("near_threshold", "full_range"):
+                c = report["collapse"][sw][q][part]
+                vals = "".join(f"{(v['rms'] if v else float('nan')):>10.3f}" for v in c["candidates"].values())
+                best = "-" if c["best_exponent"] is None else f"{c['best_exponent']:g}"
+                cells.append(f"{vals}{best:>8}")
+            print(f"{sw:>6} {q:<13}{cells[0]}  |{cells[1]}")
     print("\nRules (exact values; tight at the lag named; c(far): leading-order closed form n*/l^a at a far lag):")
     for r in report["rules"]:
         far = r["closed_form_constant"]
