@@ -42,10 +42,10 @@ import math
 import re
 from dataclasses import dataclass, fields
 from fractions import Fraction
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .precision import Context, UnstableSolve, check_dps, context, exact, guarded, until_stable
-from .spec import SpecError, _fraction_text, as_fraction, replace_fields
+from .spec import Scalar, SpecError, _fraction_text, as_fraction, replace_fields
 
 __all__ = [
     "DiagonalSpec",
@@ -124,6 +124,27 @@ class DiagonalSpec:
     lr_nu: Fraction = Fraction(1)
     lr_theta: Fraction = Fraction(1)
     lr_d: Fraction = Fraction(1)
+
+    if TYPE_CHECKING:  # what the constructor accepts; __post_init__ stores every number as a Fraction
+
+        def __init__(
+            self,
+            r_min: Scalar,
+            r_max: Scalar,
+            max_phase: Scalar,
+            phase_in_pi: bool = ...,
+            scaling: str = ...,
+            tied_gamma: bool = ...,
+            sigma_b2: Scalar = ...,
+            sigma_c: Scalar = ...,
+            sigma_d: Optional[Scalar] = ...,
+            lr_b: Scalar = ...,
+            lr_c: Scalar = ...,
+            lr_gamma: Scalar = ...,
+            lr_nu: Scalar = ...,
+            lr_theta: Scalar = ...,
+            lr_d: Scalar = ...,
+        ) -> None: ...
 
     def __post_init__(self) -> None:
         for name in ("r_min", "r_max", "sigma_b2", "sigma_c", "lr_b", "lr_c", "lr_gamma", "lr_nu",
