@@ -287,3 +287,114 @@ def test_out_that_cannot_be_a_folder_exits_2_before_the_work(command, where, mes
     assert o == "" and err.count("\n") == 1 and message in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # nothing created, nothing changed
     assert (tmp_path / "a_file").read_text() == "keep me"
+
+
+# ----------------------------------------------------------------------------- size limits
+HUGE = [
+    (["weights", "--sigma-w", "0.9", "--lags", "1000000000"], "--lags/--dps", "memory"),
+    (["weights", "--sigma-w", "0.9", "--lags", "20000000", "--dps", "30"], "--lags/--dps", "memory"),
+    (["ssm", "weights", "--r-min", "0", "--r-max", "1", "--max-phase", "1", "--lags", "100000"], "--lags/--dps",
+     "memory"),
+    (["ssm", "compare", "--out", "o", "--max-lag", "10000000000"], "--max-lag", "memory"),
+    (["ssm", "compare", "--out", "o", "--train-lags", "100000"], "--train-lags", "memory"),
+    (["sweep", "--widths", "16,32,64", "--lags", "1000000000"], "--lags", "memory"),
+    (["sweep", "--widths", "16,32,100000000"], "--widths", "memory"),
+    (["run", "--widths", "16,32,64", "--seeds", "1000000000"], "--seeds", "memory"),
+    (["sweep", "--widths", "16,32,64", "--bias-widths", "16,1000000"], "--bias-widths", "memory"),
+    (["sweep", "--widths", "16,32,64", "--bias-seeds", "100000000"], "--bias-seeds", "memory"),
+    (["sweep", "--widths", "16,32,64", "--workers", "100000"], "--workers", "memory"),
+    (["sweep", "--widths", "16,32,64", "--lags", "5000"], "--lags", "take an estimated"),
+    (["gpu-check", "--out", "o", "--device", "cpu", "--max-width", "10000000"], "--widths", "memory"),
+]
+
+
+@pytest.mark.parametrize("argv, flag, what", HUGE)
+def test_huge_sizes_are_refused_up_front(argv, flag, what, tmp_path, capsys, monkeypatch):
+    """Each refusal names the flag and says how to raise the limit; nothing is created; it is fast."""
+    import time
+
+    if argv[0] == "gpu-check":
+        pytest.importorskip("torch")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RNN_VERIFY_MAX_MEMORY_GIB", raising=False)
+    monkeypatch.delenv("RNN_VERIFY_NO_LIMITS", raising=False)
+    t0 = time.perf_counter()
+    assert cli.main(argv) == 2
+    assert time.perf_counter() - t0 < 10  # MemoryError used to come after seconds of work
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and flag in err.split(":")[1] and what in err, err
+    assert "--no-limits" in err and ("RNN_VERIFY_MAX_MEMORY_GIB" in err or "RNN_VERIFY_MAX_SECONDS" in err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_limits_come_from_the_environment_and_can_be_switched_off(capsys, monkeypatch):
+    argv = ["weights", "--sigma-w", "0.9", "--lags", "200", "--json"]
+    monkeypatch.setenv("RNN_VERIFY_MAX_MEMORY_GIB", "1e-6")  # about 1 KB: too little for 200 weights
+    assert cli.main(argv) == 2
+    assert "more than the limit 1074 bytes (RNN_VERIFY_MAX_MEMORY_GIB)" in capsys.readouterr().err  # 1e-6 * 2^30
+    assert cli.main(argv + ["--no-limits"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("RNN_VERIFY_NO_LIMITS", "1")
+    assert cli.main(argv) == 0
+    capsys.readouterr()
+    monkeypatch.delenv("RNN_VERIFY_NO_LIMITS")
+    monkeypatch.delenv("RNN_VERIFY_MAX_MEMORY_GIB")
+    monkeypatch.setenv("RNN_VERIFY_MAX_SECONDS", "1e-9")
+    assert cli.main(argv) == 2
+    assert "RNN_VERIFY_MAX_SECONDS" in capsys.readouterr().err
+    monkeypatch.setenv("RNN_VERIFY_MAX_SECONDS", "soon")
+    assert cli.main(argv) == 2
+    assert "RNN_VERIFY_MAX_SECONDS='soon': expected a positive number" in capsys.readouterr().err
+
+
+def test_no_limits_flag_is_scoped_to_one_call():
+    with validate.limits_disabled():
+        validate.check_cost(validate.Cost(1e30, 1e30, "x"), "--x")
+    with pytest.raises(LimitExceeded):
+        validate.check_cost(validate.Cost(1e30, 0.0, "x"), "--x")
+
+
+def test_memory_estimate_bounds_the_measured_peak():
+    """The lag-Gram memory model is an upper bound of what numpy really allocates (tracemalloc sees
+    numpy's buffers), and not a vacuous one (within a factor 10)."""
+    import tracemalloc
+
+    from theory.spec import RNNSpec
+    from verify.ntk import lag_gram
+    from verify.rnn import init_rnn
+
+    for n, lags, nx, ny in ((384, 8, 1, 1), (96, 40, 2, 3)):
+        spec = RNNSpec(sigma_w="0.9", n_x=nx, n_y=ny)
+        lag_gram(init_rnn(spec, 8, 0), spec, 2)  # imports and caches outside the measurement
+        tracemalloc.start()
+        try:
+            lag_gram(init_rnn(spec, n, 0), spec, lags)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        est = validate.lag_gram_cost(n, lags, nx, ny).bytes
+        assert peak / 10 <= est and peak <= 4 * est, (n, lags, peak, est)
+
+
+def test_scale_exponents_are_bounded_on_the_exact_side(capsys):
+    """Scales are exact rationals with at most 1000 digits: 1e1000000 used to hang inside mpmath."""
+    import time
+
+    from theory.spec import MAX_SCALE_DIGITS, RNNSpec, as_fraction
+
+    t0 = time.perf_counter()
+    for text in ("1e1000000", "1e-5000", "1" * 5000, "1e1000", "1/" + "3" * 1001):
+        with pytest.raises(SpecError, match="out of range"):
+            as_fraction(text, "sigma_w")
+    for text in ("1e999", "1e-999", "0." + "9" * 999):
+        assert as_fraction(text, "sigma_w") > 0
+    from fractions import Fraction
+
+    with pytest.raises(SpecError, match="out of range"):
+        RNNSpec(sigma_w=Fraction(10**MAX_SCALE_DIGITS, 3))
+    assert time.perf_counter() - t0 < 2
+    assert cli.main(["weights", "--sigma-w", "1e1000000"]) == 2
+    assert "sigma_w = 1e1000000 is out of range" in capsys.readouterr().err
+    # the largest allowed scales still run, exactly, in a second
+    assert cli.main(["weights", "--sigma-w", "1e999", "--sigma-f", "1e-999", "--lags", "50", "--json"]) == 0
+    assert capsys.readouterr().out.count("e+") > 10

@@ -12,12 +12,14 @@ evaluates them at any precision, the finite-width side rounds them to float64.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Mapping, Optional, Union
 
-__all__ = ["RNNSpec", "SpecError", "Scalar", "METRICS", "CONVENTIONS", "GROUPS", "as_fraction", "replace_fields"]
+__all__ = ["RNNSpec", "SpecError", "Scalar", "METRICS", "CONVENTIONS", "GROUPS", "MAX_SCALE_DIGITS", "as_fraction",
+           "replace_fields"]
 
 METRICS = ("ntk", "variance", "standard")
 CONVENTIONS = ("conv1", "conv2")
@@ -30,8 +32,41 @@ class SpecError(ValueError):
     """A field of a specification (or an argument that refers to one) is invalid."""
 
 
+#: A scale is an exact rational p/q with p, q < 10^MAX_SCALE_DIGITS: at most 1000 significant
+#: digits, between 10^-1000 and 10^1000.  Beyond that, the exact powers s^(2l) and their
+#: conversions cost time quadratic in the digits (10^1000000 takes minutes per operation),
+#: and no float64 computation could use the value (float64 ends at 1.8e308).
+MAX_SCALE_DIGITS = 1000
+_SCALE_BOUND = 10**MAX_SCALE_DIGITS
+_EXPONENT = re.compile(r"[eE]\s*([+-]?\d+)\s*$")
+
+
+def _check_magnitude(frac: Fraction, name: str, shown: object) -> Fraction:
+    if frac.numerator >= _SCALE_BOUND or frac.denominator >= _SCALE_BOUND:
+        text = str(shown)
+        text = text if len(text) <= 40 else text[:37] + "..."
+        raise SpecError(f"{name} = {text} is out of range: a value must be an exact rational p/q with "
+                        f"p, q < 10^{MAX_SCALE_DIGITS} (at most {MAX_SCALE_DIGITS} digits, "
+                        f"between 10^-{MAX_SCALE_DIGITS} and 10^{MAX_SCALE_DIGITS})")
+    return frac
+
+
+def _check_text(text: str, name: str) -> None:
+    """Refuse texts whose parsing alone would be absurd (before ``Fraction`` computes 10^exponent)."""
+    if len(text) > 4 * MAX_SCALE_DIGITS + 64:
+        raise SpecError(f"{name}: a number of {len(text)} characters is out of range "
+                        f"(at most {MAX_SCALE_DIGITS} digits)")
+    m = _EXPONENT.search(text)
+    if m and abs(int(m.group(1))) > 2 * MAX_SCALE_DIGITS:
+        raise SpecError(f"{name} = {text if len(text) <= 40 else text[:37] + '...'} is out of range: "
+                        f"the exponent must be within +-{MAX_SCALE_DIGITS} (values between 10^-{MAX_SCALE_DIGITS} "
+                        f"and 10^{MAX_SCALE_DIGITS})")
+
+
 def as_fraction(value: Scalar, name: str, *, allow_zero: bool = True) -> Fraction:
     """Convert ``value`` to an exact non-negative rational, or raise :class:`SpecError`.
+
+    Values must be finite and within :data:`MAX_SCALE_DIGITS` (see there).
 
     >>> as_fraction("0.9", "sigma_w")
     Fraction(9, 10)
@@ -49,6 +84,7 @@ def as_fraction(value: Scalar, name: str, *, allow_zero: bool = True) -> Fractio
             text = value.strip()
             if text.lower() in {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity"}:
                 raise SpecError(f"{name} must be finite, got {value!r}")
+            _check_text(text, name)
             frac = Fraction(text)
         elif isinstance(value, Decimal):
             if not value.is_finite():
@@ -66,6 +102,7 @@ def as_fraction(value: Scalar, name: str, *, allow_zero: bool = True) -> Fractio
         if isinstance(exc, SpecError):
             raise
         raise SpecError(f"{name} must be a number, got {value!r}") from None
+    _check_magnitude(frac, name, value)
     if frac < 0:
         raise SpecError(f"{name} must be >= 0, got {value}")
     if not allow_zero and frac == 0:

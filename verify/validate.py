@@ -54,6 +54,9 @@ __all__ = [
     "path_text",
     "lag_gram_cost",
     "sweep_cost",
+    "check_sweep",
+    "check_sweep_args",
+    "ssm_compare_cost",
     "exact_weights_cost",
     "diagonal_kernel_cost",
     "float64_spec",
@@ -67,9 +70,12 @@ SECONDS_ENV = "RNN_VERIFY_MAX_SECONDS"
 NO_LIMITS_ENV = "RNN_VERIFY_NO_LIMITS"
 DEFAULT_SECONDS = 86_400.0
 GIB = 2.0**30
-#: Assumed throughputs of the time estimates (fast ones: the estimates err low).
-FLOPS = 1e10  # float64 operations per second (BLAS on a few cores)
-DRAWS_PER_SECOND = 5e7  # Gaussian draws per second
+#: Throughputs of the time estimates, measured on a 2-core machine (the estimates are
+#: order-of-magnitude; a GPU is faster, so they err high there, not low).
+FLOPS = 1e10  # float64 operations per second in large matrix products
+SMALL_FLOPS = 1e9  # in the many small products of the W share (measured 0.7-1.6e9)
+BANDWIDTH = 5e9  # bytes per second read by the Krylov matrix-vector products
+DRAWS_PER_SECOND = 1e7  # Gaussian draws per second (numpy: measured 0.9e7)
 #: Memory of one worker process (interpreter, numpy, scipy) when --workers > 1.
 WORKER_BYTES = 64 * 2.0**20
 #: float64 range: log10 of the largest finite double.
@@ -155,9 +161,10 @@ def _fmt_bytes(b: float) -> str:
 
 
 def _fmt_seconds(s: float) -> str:
-    for unit, size in (("years", 3.15e7), ("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0)):
+    for unit, size in (("year", 3.15e7), ("day", 86400.0), ("hour", 3600.0), ("minute", 60.0)):
         if s >= size:
-            return f"{s / size:.3g} {unit}"
+            v = f"{s / size:.3g}"
+            return f"{v} {unit}" + ("" if v == "1" else "s")
     return f"{s:.3g} s"
 
 
@@ -273,15 +280,17 @@ def lag_gram_cost(n: int, lags: int, n_x: int = 1, n_y: int = 1, *, itemsize: in
                   draw: bool = True) -> Cost:
     """One network of width ``n`` and its lag Gram (:func:`verify.ntk.lag_gram`).
 
-    Memory: ``W`` and its draw (``2 n^2``), the Krylov stacks and their copies
-    (``2 L (n_x + n_y) n``), and about ten ``(L n_x n_y)^2`` arrays (shares, total, the W-share
-    convolution and its temporaries).  Time: ``n^2`` Gaussian draws, ``2 L (n_x + n_y) n^2``
-    flops for the Krylov sequences and ``(n_x n_y)^2 L^4`` for the W share.
+    Memory: ``W`` and its draw or device copy (``2 n^2``; measured peak 1.1 n^2 at n = 4096
+    with numpy), the Krylov stacks and their copies (``2 L (n_x + n_y) n``), and about ten
+    ``(L n_x n_y)^2`` arrays (shares, total, the W-share convolution and its temporaries).
+    Time: ``n^2`` Gaussian draws; per Krylov step two passes over ``W`` (memory-bound) and
+    ``2 (n_x + n_y) n^2`` flops; ``(n_x n_y L^2)^2`` flops in small products for the W share.
     """
     n, L, m = float(n), float(lags), float(n_x * n_y)
     k = float(n_x + n_y)
     mem = itemsize * (2 * n * n + 2 * L * k * n + 10 * (L * m) ** 2)
-    sec = (n * n / DRAWS_PER_SECOND if draw else 0.0) + (2 * L * k * n * n + (m * L * L) ** 2) / FLOPS
+    sec = ((n * n / DRAWS_PER_SECOND if draw else 0.0) + L * (2 * itemsize * n * n / BANDWIDTH + 2 * k * n * n / FLOPS)
+           + (m * L * L) ** 2 / SMALL_FLOPS)
     return Cost(mem, sec, f"a width-{int(n)} network with {int(L)} lags")
 
 
@@ -302,6 +311,64 @@ def sweep_cost(widths: Sequence[int], seeds: int, lags: int, n_x: int = 1, n_y: 
     bookkeeping = count * (2048.0 + 24.0 * lags) + (conc - 1) * WORKER_BYTES + 8.0 * (lags * n_x * n_y) ** 2
     what = f"{count} draws (widths up to {max(n for n, _ in draws)}, {lags} lags)"
     return Cost(peak + bookkeeping, seconds, what)
+
+
+def check_sweep(widths: Sequence[int], seeds: int, lags: int, n_x: int = 1, n_y: int = 1, *,
+                bias_widths: Sequence[int] = (), bias_seeds: int = 0, workers: int = 1, itemsize: int = 8) -> Cost:
+    """:func:`check_cost` of :func:`sweep_cost`, naming the flags that drive the excess.
+
+    Memory is attributed to ``--widths``/``--bias-widths`` (the ``n^2`` of the widest draw),
+    ``--lags`` (Krylov stacks and lag Gram), ``--seeds``/``--bias-seeds`` (per-draw records)
+    or ``--workers`` (processes); time to the number of draws times the widest or longest one.
+    """
+    cost = sweep_cost(widths, seeds, lags, n_x, n_y, bias_widths=bias_widths, bias_seeds=bias_seeds,
+                      workers=workers, itemsize=itemsize)
+    if _limits_off() or (cost.bytes <= memory_limit() and cost.seconds <= seconds_limit()):
+        return cost
+    wide = max(list(widths) + list(bias_widths or ()))
+    wflag = "--widths" if wide in widths else "--bias-widths"
+    cflag = "--seeds" if int(seeds) * len(widths) >= int(bias_seeds) * len(bias_widths or ()) else "--bias-seeds"
+    L, k, m = float(lags), float(n_x + n_y), float(n_x * n_y)
+    parts = {wflag: 2.0 * wide * wide, "--lags": 2 * L * k * wide + 10 * (L * m) ** 2,
+             cflag: (int(seeds) * len(widths) + int(bias_seeds) * len(bias_widths or ())) * (2048.0 + 24 * L) / itemsize,
+             "--workers": (int(workers) - 1) * WORKER_BYTES / itemsize}
+    if cost.bytes > memory_limit():
+        flags = max(parts, key=lambda f: parts[f])
+    else:
+        size = wflag if wide * wide / DRAWS_PER_SECOND >= (m * L * L) ** 2 / SMALL_FLOPS else "--lags"
+        flags = f"{cflag} x {size}"
+    check_cost(cost, flags)
+    return cost
+
+
+def check_sweep_args(args, spec: RNNSpec) -> Cost:
+    """The checks ``run`` and ``sweep`` make before drawing anything (``args`` from
+    :func:`verify.commands.sweep.add_sweep_arguments`): the size limits (:func:`check_sweep`)."""
+    widths = tuple(int(n) for n in args.widths)
+    bias_seeds = max(int(args.bias_seeds), 0)
+    bias_widths: Tuple[int, ...] = ()
+    if bias_seeds:
+        bias_widths = tuple(sorted(widths)[:3]) if args.bias_widths is None else tuple(args.bias_widths)
+    return check_sweep(widths, max(int(args.seeds), 0), int(args.lags), spec.n_x, spec.n_y,
+                       bias_widths=bias_widths, bias_seeds=bias_seeds, workers=max(int(args.workers), 1),
+                       itemsize=4 if getattr(args, "dtype", "float64") == "float32" else 8)
+
+
+def ssm_compare_cost(lags: int, max_lag: int, train_lags: Optional[int], digits: int, models: int = 8) -> Cost:
+    """``ssm compare``: exact T x T kernels of ``models`` models (S4D's costs ~10x a diagonal entry:
+    32 modes), the 1 % lag search (a dense model evaluates every lag up to ``max_lag``, twice),
+    and ``3 models`` kernel-regression solves of ``train_lags^3`` exact operations.
+    Measured at the defaults (T = 128, max lag 100,000, 20 digits, T_train = 64): 1, 8, 4.5 and
+    0.4 s per model."""
+    T, d = float(lags), float(digits)
+    per_entry = 4e-5 * (1 + d / 100)
+    seconds = T * T * per_entry * (models + 10) + 3 * 2 * float(max_lag) * 2e-5
+    mem = models * T * T * (_mpf_bytes(digits) + d + 30) + 6 * float(max_lag) * _mpf_bytes(15)
+    if train_lags:
+        Tt = float(train_lags)
+        seconds += 3 * models * 1.5e-6 * Tt**3 * (1 + d / 100)
+        mem += 2 * Tt * Tt * _mpf_bytes(digits)
+    return Cost(mem, seconds, f"the comparison ({int(T)} lags, 1 % lag search to {int(max_lag)})")
 
 
 def _mpf_bytes(digits: int) -> float:

@@ -98,6 +98,7 @@ def compute_weights(args) -> dict:
     spec = spec_from_args(args)
     dps = validate.dps(args.dps)
     validate.lags(args.lags)
+    validate.check_cost(validate.diagonal_kernel_cost(args.lags, dps), "--lags/--dps")
     K = lag_kernel(spec, args.lags, dps=dps)
     return {
         "spec": spec.to_dict(),
@@ -196,6 +197,8 @@ def run_compare(args) -> int:
         validate.positive_int(getattr(args, name), "--" + name.replace("_", "-"))
     if not args.no_train and args.train_sequences >= args.train_lags:
         raise SpecError("--train-sequences must be smaller than --train-lags (otherwise every kernel fits the same L)")
+    validate.check_cost(validate.ssm_compare_cost(args.lags, args.max_lag, None if args.no_train else args.train_lags,
+                                                  dps), "--lags/--max-lag/--train-lags/--dps")
     require("matplotlib", "ssm compare (its figure ssm_compare.png)", "plot")
     with output.report_folder(args.out, COMPARE_FILES, force=args.force) as outputs:
         summary, teachers = _compare_into(args, dps, outputs.staging)

@@ -121,6 +121,9 @@ def execute(args, *, command: str) -> int:
     from ..sweep import SweepPlan, sweep
 
     spec = spec_from_args(args)
+    from ..validate import check_sweep_args
+
+    check_sweep_args(args, spec)  # size limits, before anything is drawn (docs/errors.md)
     plan = SweepPlan(spec, args.widths, args.seeds, args.lags, base_seed=args.base_seed,
                      bias_seeds=args.bias_seeds, bias_widths=args.bias_widths, confidence=args.confidence,
                      slope_model=args.slope_model)

@@ -31,6 +31,10 @@ def compute(args) -> dict:
     spec = spec_from_args(args)
     dps = validate.dps(args.dps)
     validate.lags(args.lags)
+    cost = validate.exact_weights_cost(args.lags, dps + GUARD_DPS, len(spec.groups))
+    if args.interval:
+        cost = cost + validate.exact_weights_cost(args.lags, dps, 0)
+    validate.check_cost(cost, "--lags/--dps")
     # Work GUARD_DPS digits above the request, so that each printed decimal is the
     # correctly rounded value (printing a dps-digit binary number to dps decimals
     # double-rounds: wrong last digit in about 2 % of values).
