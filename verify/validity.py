@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from theory.finite_closed import ntk_coupling, ntk_diagonal_correction, ntk_variance
 from theory.finite_width import InvPoly, covariance_entries, mean_lag_gram
 from theory.precision import context
 from theory.spec import RNNSpec, SpecError
@@ -255,28 +256,26 @@ def threshold_width(poly: InvPoly, threshold: Fraction, *, rel: float = 1e-12) -
 
 # ----------------------------------------------------------------------------- closed forms
 def c2(l: int) -> Fraction:
-    """The ``1/n^2`` coefficient of ``E Theta_n[l, l]`` at ``s = 1`` (its ``1/n`` coefficient is 0):
+    """The ``1/n^2`` coefficient of ``E Theta_n[l, l]`` at unit scales (its ``1/n`` coefficient is 0):
 
-        c2(l) = l^5/24 + 17 l^4/48 + 7 l^3/24 - 2 l^2/3 - l/3 + 5 (1 - (-1)^l)/32.
+        c2(l) = l^5/24 + 17 l^4/48 + 7 l^3/24 - 2 l^2/3 - l/3 + 5 (1 - (-1)^l)/32
 
-    Found from and checked against the exact engine (:func:`check_closed_forms`), not proven.
+    (:func:`theory.finite_closed.ntk_diagonal_correction`; checked, not proven).
     """
-    return (Fraction(l**5, 24) + Fraction(17 * l**4, 48) + Fraction(7 * l**3, 24) - Fraction(2 * l * l, 3)
-            - Fraction(l, 3) + Fraction(5 * (1 - (-1) ** l), 32))
+    return ntk_diagonal_correction(l)
 
 
 def variance_coefficient(l: int) -> Fraction:
-    """``V_1(l) / beta_l^2 = (2/3)(l+1)(2l+3)/(l+2)``: ``n`` times the leading ``std(l, n)^2``."""
-    return Fraction(2 * (l + 1) * (2 * l + 3), 3 * (l + 2))
+    """``V_1(l) / beta_l^2 = (2/3)(l+1)(2l+3)/(l+2)``: ``n`` times the leading ``std(l, n)^2``
+    (:func:`theory.finite_closed.ntk_variance` over ``(l+2)^2``)."""
+    return ntk_variance(l) / (l + 2) ** 2
 
 
-def _coupling(l: int, lp: int) -> int:
-    """The ``1/n`` coefficient of ``E Theta_n[l, l']``, ``l != l'``, at ``s = 1``:
-    ``(m+1)(m+2)`` with ``m = min(l, l')`` when ``l - l'`` is even, else 0 (checked, not proven)."""
-    if (l - lp) % 2:
-        return 0
-    m = min(l, lp)
-    return (m + 1) * (m + 2)
+def _coupling(l: int, lp: int) -> Fraction:
+    """The ``1/n`` coefficient of ``E Theta_n[l, l']``, ``l != l'``, at unit scales:
+    ``(m+1)(m+2)`` with ``m = min(l, l')`` when ``l - l'`` is even, else 0
+    (:func:`theory.finite_closed.ntk_coupling`; checked, not proven)."""
+    return ntk_coupling(l, lp)
 
 
 def closed_form_square(q: str, l: int, sigma_w: Fraction) -> Tuple[Fraction, int]:
@@ -294,10 +293,10 @@ def closed_form_square(q: str, l: int, sigma_w: Fraction) -> Tuple[Fraction, int
     if q == "bias":
         return (c2(l) / (l + 2)) ** 2, 4
     if q == "offdiag":
-        return sum((Fraction(_coupling(l, lp) ** 2) * s2 ** (lp - l) for lp in range(l - 2, -1, -2)),
+        return sum((_coupling(l, lp) ** 2 * s2 ** (lp - l) for lp in range(l - 2, -1, -2)),
                    Fraction(0)) / (l + 2) ** 2, 2
     if q == "offdiag_sym":
-        return sum((Fraction(_coupling(l, lp) ** 2, (l + 2) * (lp + 2)) for lp in range(l - 2, -1, -2)),
+        return sum((_coupling(l, lp) ** 2 / ((l + 2) * (lp + 2)) for lp in range(l - 2, -1, -2)),
                    Fraction(0)), 2
     if q == "std":
         return variance_coefficient(l), 1
@@ -333,7 +332,8 @@ def window_threshold_width(q: str, lags: int, sigma_w: Fraction, threshold: Frac
     upper = [ctx.mpf(0)] * lags  # sum_(l<l'<lags) s^(2(l'-l)) (offdiag) or 1/(l'+2) (sym)
     for l in range(2, lags):
         a = _coupling(l, l - 2)
-        lower[l] = (lower[l - 2] + a * a) / (s2 * s2) if q == "offdiag" else lower[l - 2] + ctx.mpf(a * a) / l
+        a2 = ctx.mpf(int(a * a))
+        lower[l] = (lower[l - 2] + a2) / (s2 * s2) if q == "offdiag" else lower[l - 2] + a2 / l
     for l in range(lags - 3, -1, -1):
         upper[l] = (upper[l + 2] + 1) * s2 * s2 if q == "offdiag" else upper[l + 2] + ctx.mpf(1) / (l + 4)
     best, row = ctx.mpf(0), 0
