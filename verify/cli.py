@@ -48,6 +48,7 @@ COMMANDS = {
     "ssm": ("verify.commands.ssm", "diagonal linear recurrences (LRU, S4D): lag kernels and memory comparison"),
     "power": ("verify.commands.power", "power study of the exact finite-width test: wrong theories and wrong networks"),
     "gpu-check": ("verify.commands.gpu_check", "prepared GPU verification script (property tests, wide sweep, timings)"),
+    "check": ("verify.commands.check", "exact finite-width test of your own networks (a folder of .npz files)"),
     "validity": ("verify.commands.validity", "where the wide-limit kernel is accurate: exact maps over lag and width, rules"),
     "kernel": ("verify.commands.kernel", "exact NTK and NNGP of linear, ReLU and erf Elman RNNs between input sequences"),
     "claim": ("verify.commands.claim", "check anyone's claimed wide-width NTK against finite networks (widths x seeds)"),
