@@ -243,6 +243,17 @@ def test_command_json_keys(capsys):
     assert all({"statement", "constant", "exponent", "variable", "argmax_lag"} <= set(r) for r in out["rules"])
 
 
+def test_command_json_is_strict_beyond_float64(capsys):
+    """s_W = 1e-30: couplings 10^60 times beta_l and more; values beyond float64 become null, not Infinity."""
+    argv = ["validity", "--lags", "4", "--min-lag", "2", "--sigma-w", "1e-30", "--widths", "8,1024",
+            "--exact-variance-lags", "0", "--json"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    out = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    row = next(r for r in out["sequence_lengths"] if r["quantity"] == "offdiag" and r["T"] == 1000)
+    assert row["width"] is None and row["log10_width"] > 300
+
+
 def test_command_table(capsys):
     assert main(SMALL) == 0
     text = capsys.readouterr().out
@@ -286,6 +297,8 @@ def test_command_without_matplotlib_refuses_before_work(tmp_path, capsys, monkey
     (["--sigma-w", "-1"], "sigma_w"),
     (["--threshold", "1"], "--threshold"),
     (["--threshold", "abc"], "--threshold"),
+    (["--threshold", "1e-7"], "--threshold"),
+    (["--sequence-lengths", "2000000"], "--sequence-lengths"),
     (["--min-lag", "1"], "--min-lag"),
     (["--lags", "6", "--min-lag", "5"], "--min-lag"),
     (["--sequence-lengths", "1"], "--sequence-lengths"),

@@ -25,11 +25,12 @@ values by :func:`check_closed_forms`), the widths long sequences need.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -55,6 +56,7 @@ __all__ = [
     "c2",
     "variance_coefficient",
     "closed_form_square",
+    "closed_widths",
     "closed_threshold_width",
     "window_threshold_width",
     "check_closed_forms",
@@ -65,6 +67,7 @@ __all__ = [
     "fit_rule",
     "largest_lag",
     "validity_report",
+    "json_safe",
     "report_cost",
     "write_figures",
     "FIGURES",
@@ -89,6 +92,8 @@ MEAN_SECONDS_16 = 6.0
 MEAN_GROWTH = 2.2
 MEAN_BYTES_16 = 2.0e8
 FIGURES = ("heatmaps.png", "collapse.png", "thresholds.png")
+#: Longest sequence length of the table (the closed forms are summed lag by lag).
+MAX_SEQUENCE = 10**6
 #: Largest lag the fixed-width scan visits.
 SCAN_CAP = 100_000
 #: Top of the threshold figure (log10 width).
@@ -137,13 +142,16 @@ def make_options(*, lags=16, widths=None, sigma_ws=("0.5", "0.9", "1"), threshol
     if len(set(sws)) != len(sws):
         raise BadInput(f"--sigma-w: values must be distinct, got {', '.join(str(s) for s in sigma_ws)}")
     thr = _fraction(threshold, "--threshold")
-    if not 0 < thr < 1:
-        raise BadInput(f"--threshold must be in (0, 1), got {threshold}")
+    if not Fraction(1, 10**6) <= thr < 1:
+        raise BadInput(f"--threshold must be in [1e-6, 1), got {threshold}")
     min_lag = validate.integer(min_lag, "--min-lag", minimum=2)
     if min_lag > lags - 2:
         raise BadInput(f"--min-lag must be at most --lags - 2 = {lags - 2} (the collapse needs two lags), "
                        f"got {min_lag}")
     seq = validate.int_list(sequence_lengths, "--sequence-lengths", minimum=2)
+    if max(seq) > MAX_SEQUENCE:
+        raise BadInput(f"--sequence-lengths must be at most {MAX_SEQUENCE} (the closed forms are summed "
+                       f"lag by lag), got {max(seq)}")
     fixed = validate.int_list(fixed_widths, "--fixed-widths")
     evl = validate.integer(exact_variance_lags, "--exact-variance-lags", minimum=0, maximum=min(lags, 7))
     opts = ValidityOptions(lags, widths, tuple(sws), thr, min_lag, seq, fixed, evl)
@@ -189,10 +197,13 @@ class LagMeasures:
         return self.bias_signed[l](n) if q == "bias" else self.squared[q][l](n)
 
     def value(self, q: str, l: int, n) -> float:
-        """``q(l, n)`` as a float."""
-        if q == "bias":
-            return abs(float(self.bias_signed[l](n)))
-        return math.sqrt(float(self.squared[q][l](n)))
+        """``q(l, n)`` as a float (``inf`` beyond the float64 range)."""
+        try:
+            if q == "bias":
+                return abs(float(self.bias_signed[l](n)))
+            return math.sqrt(float(self.squared[q][l](n)))
+        except OverflowError:
+            return math.inf
 
     def grid(self, q: str, widths: Sequence[int]) -> List[List[float]]:
         """``q(l, n)`` for ``l < lags`` (rows) and ``n`` in ``widths`` (columns)."""
@@ -230,7 +241,8 @@ def threshold_width(poly: InvPoly, threshold: Fraction, *, rel: float = 1e-12) -
     non-negative coefficients, hence decreasing in ``n``; ``n*`` solves
     ``poly(n*) = threshold^2`` (bisection in ``log n``, exact comparisons, relative
     precision ``rel``; the returned value satisfies ``poly(n*) <= threshold^2``).  ``None``
-    when ``poly`` is zero (the measure vanishes at every width); ``1.0`` when it holds from ``n = 1``.
+    when ``poly`` is zero (the measure vanishes at every width); ``1.0`` when it holds from
+    ``n = 1``; ``inf`` when ``n*`` lies beyond ``1e300``.
     """
     if not poly.coeffs:
         return None
@@ -244,7 +256,7 @@ def threshold_width(poly: InvPoly, threshold: Fraction, *, rel: float = 1e-12) -
     while poly(Fraction(hi)) > level:
         lo, hi = hi, hi * hi
         if hi > 1e300:
-            raise ValueError("threshold width beyond 1e300")
+            return math.inf
     while hi / lo - 1 > rel:
         mid = math.sqrt(lo * hi)
         if poly(Fraction(mid)) > level:
@@ -307,12 +319,37 @@ def _log10(x: Fraction) -> float:
     return math.log10(x.numerator) - math.log10(x.denominator)
 
 
+def closed_widths(q: str, sigma_w: Fraction, threshold: Fraction) -> Iterator[Optional[float]]:
+    """``log10 n*`` of the leading term alone (``K n^-p = threshold^2``) for ``l = 0, 1, 2, ...``.
+
+    ``None`` where ``K = 0``.  The bias and the std are exact rationals per lag; the
+    off-diagonal sums follow the recursions ``S(l) = s^-4 (S(l-2) + coupling(l, l-2)^2)``
+    (offdiag) and ``S(l) = S(l-2) + coupling(l, l-2)^2 / l`` (offdiag_sym) in a 30-digit
+    local mpmath context, one step per lag.
+    """
+    thr_log = _log10(Fraction(threshold))
+    if q in ("bias", "std"):
+        for l in itertools.count():
+            k, p = closed_form_square(q, l, sigma_w)
+            yield None if k == 0 else (_log10(k) - 2 * thr_log) / p
+    if q not in ("offdiag", "offdiag_sym"):
+        raise ValueError(f"unknown quantity {q!r}")
+    ctx = context(30)
+    sw = Fraction(sigma_w)
+    s4 = (ctx.mpf(sw.numerator) / ctx.mpf(sw.denominator)) ** 4
+    sums = [ctx.mpf(0), ctx.mpf(0)]
+    for l in itertools.count():
+        if l >= 2:
+            a2 = ctx.mpf(int(_coupling(l, l - 2) ** 2))
+            prev = sums[l % 2]
+            sums[l % 2] = (prev + a2) / s4 if q == "offdiag" else prev + a2 / l
+        k = sums[l % 2] / ((l + 2) ** 2 if q == "offdiag" else (l + 2)) if l >= 2 else ctx.mpf(0)
+        yield None if k == 0 else float(ctx.log10(k)) / 2 - thr_log
+
+
 def closed_threshold_width(q: str, l: int, sigma_w: Fraction, threshold: Fraction) -> Optional[float]:
-    """``log10 n*`` from the leading term alone: ``K n^-p = threshold^2`` (``None`` if ``K = 0``)."""
-    k, p = closed_form_square(q, l, sigma_w)
-    if k == 0:
-        return None
-    return (_log10(k) - 2 * _log10(Fraction(threshold))) / p
+    """``log10 n*`` at lag ``l`` from the leading term alone (:func:`closed_widths`; ``None`` if ``K = 0``)."""
+    return next(itertools.islice(closed_widths(q, sigma_w, threshold), l, None))
 
 
 def window_threshold_width(q: str, lags: int, sigma_w: Fraction, threshold: Fraction) -> Tuple[float, int]:
@@ -507,23 +544,25 @@ def largest_lag(m: LagMeasures, q: str, n: int, threshold: Fraction, cap: int = 
                 trend: Optional[Tuple[float, float, int]] = None) -> Tuple[Optional[int], str]:
     """The largest lag ``L`` with ``q(l, n) <= threshold`` for every ``l <= L`` (``None``: not even ``l = 0``).
 
-    Lags below ``m.lags`` use the exact values; beyond, the leading closed form
-    (exact rational comparison), or, with ``trend`` (:func:`correction_trend`), the
-    closed-form ``n*`` times the heuristic factor ``1 + excess (l/top)^p``.  The second
+    Lags below ``m.lags`` use the exact values; beyond, ``n`` is compared with the
+    leading closed form's ``n*`` (:func:`closed_widths`, in ``log10``), times the heuristic
+    factor ``1 + excess (l/top)^p`` when ``trend`` (:func:`correction_trend`) is given.  The second
     item says which decided (``"exact"`` or ``"closed form"``); a scan reaching ``cap``
     returns ``cap`` with ``"closed form, scan cap"``.
     """
     level = Fraction(threshold) ** 2
+    log_n = math.log10(n)
+    closed = closed_widths(q, m.spec.sigma_w, threshold)
     for l in range(cap + 1):
+        log_cf = next(closed)
         if l < m.lags:
             ok = m.squared[q][l](n) <= level
-        elif trend is None:
-            k, p = closed_form_square(q, l, m.spec.sigma_w)
-            ok = k <= level * Fraction(n) ** p
         else:
-            excess, power, top = trend
-            log_cf = closed_threshold_width(q, l, m.spec.sigma_w, threshold)
-            ok = log_cf is None or math.log10(n) >= log_cf + math.log10(1 + excess * (l / top) ** power)
+            factor = 1.0
+            if trend is not None:
+                excess, power, top = trend
+                factor = 1 + excess * (l / top) ** power
+            ok = log_cf is None or log_n >= log_cf + math.log10(factor)
         if not ok:
             return (l - 1 if l else None), ("exact" if l < m.lags else "closed form")
     return cap, "closed form, scan cap"
@@ -550,10 +589,23 @@ def correction_trend(ratios: Mapping[int, float]) -> Optional[Tuple[float, float
     the neglected higher orders grow, it does not bound them.
     """
     pts = sorted(ratios.items())
-    if len(pts) < 2 or any(r - 1 < 1e-9 for _, r in pts):
+    if len(pts) < 2 or any(not math.isfinite(r) or r - 1 < 1e-9 for _, r in pts):
         return None
     p = float(np.polyfit(np.log([l for l, _ in pts]), np.log([r - 1 for _, r in pts]), 1)[0])
     return pts[-1][1] - 1, p, pts[-1][0]
+
+
+def _at(values: Iterator[Optional[float]], lags: Sequence[int]) -> List[Optional[float]]:
+    """The items of ``values`` at the increasing positions ``lags``."""
+    out, want = [], iter(lags)
+    target = next(want, None)
+    for l, v in enumerate(values):
+        if target is None:
+            break
+        if l == target:
+            out.append(v)
+            target = next(want, None)
+    return out
 
 
 def _ratio(exact: Optional[float], log10_closed: Optional[float]) -> Optional[float]:
@@ -702,7 +754,7 @@ def validity_report(opts: ValidityOptions, progress=None) -> Dict[str, Any]:
     top_lag = max([opts.lags] + [T - 1 for T in opts.sequence_lengths])
     curve_lags = sorted({int(round(v)) for v in np.geomspace(1, top_lag, 60)} | {top_lag})
     report["closed_form_curves"] = {"lags": curve_lags, "log10_width": {
-        key[sw]: {q: [closed_threshold_width(q, l, sw, thr) for l in curve_lags] for q in QUANTITIES}
+        key[sw]: {q: _at(closed_widths(q, sw, thr), curve_lags) for q in QUANTITIES}
         for sw in opts.sigma_ws}}
     # exact variance against its leading term
     if opts.exact_variance_lags:
@@ -718,7 +770,18 @@ def validity_report(opts: ValidityOptions, progress=None) -> Dict[str, Any]:
                 rows.append([math.sqrt(float(var(n) / lead(n))) for n in widths])
             ratios[key[sw]] = rows
         report["std_exact_over_leading"] = {"lags": list(range(opts.exact_variance_lags)), "ratio": ratios}
-    return report
+    return json_safe(report)
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by ``None`` (strict JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 # ----------------------------------------------------------------------------- figures
@@ -743,7 +806,7 @@ def write_figures(report: Mapping[str, Any], folder) -> List[Path]:
     for i, sw in enumerate(sws):
         for j, q in enumerate(QUANTITIES):
             ax = axes[i][j]
-            z = np.asarray(grids[sw][q], dtype=float)
+            z = np.minimum(_array(grids[sw][q]), 1e300)
             with np.errstate(divide="ignore"):
                 lz = np.where(z > 0, np.log10(np.where(z > 0, z, 1.0)), np.nan)
             im = ax.pcolormesh(lw, np.arange(lags), lz, shading="nearest", cmap="viridis", vmin=-8, vmax=2)
@@ -766,12 +829,12 @@ def write_figures(report: Mapping[str, Any], folder) -> List[Path]:
     cmap = _cmap()
     min_lag = int(report["min_lag"])
     for i, q in enumerate(QUANTITIES):
-        z = np.asarray(grids[sw][q], dtype=float)
+        z = _array(grids[sw][q])
         info = report["collapse"][sw][q]
         for j, (name, a) in enumerate(CANDIDATES.items()):
             ax = axes[i][j]
             for l in range(1, lags):
-                ok = z[l] > 0
+                ok = (z[l] > 0) & np.isfinite(z[l])
                 x = l**a / widths
                 big = l >= min_lag
                 ax.loglog(x[ok], z[l][ok], "o-" if big else ".:", ms=3 if big else 2, lw=0.8,
@@ -814,9 +877,10 @@ def write_figures(report: Mapping[str, Any], folder) -> List[Path]:
             cl = [(l, v) for l, v in cl if v <= Y_MAX_LOG10]
             ax.loglog([l for l, _ in cl], [10.0**v for _, v in cl], "-", lw=0.9, color=color)
             r = rules[(sw, q)]
-            rl = np.arange(r["lag_range"][0], r["lag_range"][1] + 1)
-            ax.loglog(rl, r["constant"] * rl ** r["exponent"], "--", lw=2.5, color=color, alpha=0.5,
-                      label=f"rule n >= {r['constant_rounded_up']:g} l^{r['exponent']:g}")
+            if r["constant"] is not None:
+                rl = np.arange(r["lag_range"][0], r["lag_range"][1] + 1)
+                ax.loglog(rl, r["constant"] * rl ** r["exponent"], "--", lw=2.5, color=color, alpha=0.5,
+                          label=f"rule n >= {r['constant_rounded_up']:g} l^{r['exponent']:g}")
         for T in Ts:
             ax.axvline(T - 1, color="0.6", lw=0.6)
         if clipped:
@@ -829,6 +893,11 @@ def write_figures(report: Mapping[str, Any], folder) -> List[Path]:
                  f"(clipped at 1e{Y_MAX_LOG10})", fontsize=9)
     paths.append(_save(fig, folder / FIGURES[2]))
     return paths
+
+
+def _array(rows) -> np.ndarray:
+    """A float array from JSON rows (``None``, a value beyond float64, becomes ``inf``)."""
+    return np.array([[math.inf if v is None else v for v in row] for row in rows], dtype=float)
 
 
 def _cmap():

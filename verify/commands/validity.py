@@ -21,7 +21,7 @@ DEFAULT_WIDTHS = ",".join(str(2**k) for k in range(3, 17))
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--lags", default="16", help="lags l = 0 .. L-1 computed exactly (default 16; 20 takes minutes)")
+    p.add_argument("--lags", default="16", help="lags l = 0 .. L-1 computed exactly (default 16)")
     p.add_argument("--widths", default=DEFAULT_WIDTHS, help=f"widths n of the maps (default {DEFAULT_WIDTHS})")
     p.add_argument("--sigma-w", default="0.5,0.9,1", help="scales s_W, comma-separated (default 0.5,0.9,1)")
     p.add_argument("--threshold", default="0.01", help="level of the rules (default 0.01, i.e. 1 %%)")
