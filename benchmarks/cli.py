@@ -6,7 +6,8 @@ Krylov sequences alone as the floor, for each ``n x T`` size (B = 4 sequences,
 scalar input and output); then the exact side's cost.  Prints a table
 (``--markdown``: the markdown of ``docs/benchmarks.md``); ``--json OUT`` writes
 every number.  Thread counts are whatever the environment sets (nothing here
-changes them).
+changes them).  ``python -m benchmarks finite-width`` times the exact
+finite-width moments instead (:mod:`benchmarks.finite_width`).
 """
 from __future__ import annotations
 
@@ -88,6 +89,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     from .ntk_bench import ratios, run_ntk, targets
     from .report import render
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["finite-width"]:  # exact finite-width moments: benchmarks/finite_width.py
+        from .finite_width import main as finite_width_main
+
+        return finite_width_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

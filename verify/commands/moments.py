@@ -56,10 +56,10 @@ MEAN_BUILD_SECONDS = 240.0  # every mean with m, m' < 20 from a cold engine (CPU
 MEAN_BUILD_GIB = 2.0
 MEAN_GROWTH_SECONDS = 2.6  # per Markov index
 MEAN_GROWTH_MEMORY = 1.8
-EXACT_VARIANCE_SECONDS = {6: 0.3, 7: 9.0, 8: 57.0}
-EXACT_VARIANCE_GROWTH = 6.5
-LEADING_VARIANCE_SECONDS = {15: 5.0}
-LEADING_VARIANCE_GROWTH = 1.6
+EXACT_VARIANCE_SECONDS = {6: 1.3, 7: 9.4, 8: 65.0}
+EXACT_VARIANCE_GROWTH = 7.0
+LEADING_VARIANCE_SECONDS = {15: 4.1, 17: 9.0, 19: 16.6}
+LEADING_VARIANCE_GROWTH = 1.5
 
 DESCRIPTION = {
     "mean": ("mean[l][l'] lists the exact coefficients c_k (strings) of E Theta_n[l,a,i,l',b,j] = "
@@ -100,34 +100,38 @@ def top_index(spec: RNNSpec, lags: int) -> int:
 
 
 def _geometric(measured: Dict[int, float], growth: float, top: int) -> float:
-    """``measured[top]``, extrapolated geometrically beyond the largest measured index (0 below the smallest)."""
-    if top in measured:
-        return measured[top]
-    hi = max(measured)
+    """Seconds at index ``top``: the next measured size up, geometric beyond the measured range."""
+    hi, lo = max(measured), min(measured)
     if top > hi:
         return measured[hi] * growth ** (top - hi)
-    return measured[min(measured)] if top > min(measured) else 0.0
+    if top < lo:
+        return measured[lo] * growth ** (top - lo)
+    return measured[min(k for k in measured if k >= top)]
 
 
-def estimate(spec: RNNSpec, lags: int, variance: bool, order: Optional[int]) -> Tuple[float, float, str]:
-    """Estimated seconds and GiB of the request, and the flags that drive it."""
+def estimate(spec: RNNSpec, lags: int, variance: bool, order: Optional[int]) -> Tuple[float, float, str, str]:
+    """Estimated seconds and GiB of the request, the flags that drive it, and where the time goes."""
     from theory.tables import load_table
 
     top = top_index(spec, lags)
-    seconds, gib, what = 0.0, 0.0, f"--lags {lags}"
+    parts: List[Tuple[str, float]] = []
+    gib, what = 0.0, f"--lags {lags}"
     table = load_table().max_index
     if top >= table:  # means beyond the shipped table: a cold engine up to index top
         steps = top + 1 - 20
-        seconds += MEAN_BUILD_SECONDS * MEAN_GROWTH_SECONDS ** steps
+        parts.append((f"the mean beyond the shipped table (Markov indices >= {table})",
+                      MEAN_BUILD_SECONDS * MEAN_GROWTH_SECONDS ** steps))
         gib += MEAN_BUILD_GIB * MEAN_GROWTH_MEMORY ** steps
     if variance:
         if order is not None and order <= 1:
-            seconds += _geometric(LEADING_VARIANCE_SECONDS, LEADING_VARIANCE_GROWTH, top)
+            parts.append(("the leading variance", _geometric(LEADING_VARIANCE_SECONDS, LEADING_VARIANCE_GROWTH, top)))
             what += f" --variance --order {order}"
         else:
-            seconds += _geometric(EXACT_VARIANCE_SECONDS, EXACT_VARIANCE_GROWTH, top)
+            parts.append(("the exact variance", _geometric(EXACT_VARIANCE_SECONDS, EXACT_VARIANCE_GROWTH, top)))
             what += " --variance" + (f" --order {order}" if order is not None else "")
-    return seconds, gib, what
+    seconds = sum(s for _, s in parts)
+    where = ", ".join(f"{label} {_fmt_seconds(s)}" for label, s in parts if s >= 1)
+    return seconds, gib, what, where
 
 
 def check_request(spec: RNNSpec, lags: int, variance: bool, order: Optional[int]) -> None:
@@ -136,15 +140,15 @@ def check_request(spec: RNNSpec, lags: int, variance: bool, order: Optional[int]
         raise BadInput("--order applies to --variance (the mean is always exact)")
     if validate._limits_off():
         return
-    seconds, gib, what = estimate(spec, lags, variance, order)
+    seconds, gib, what, where = estimate(spec, lags, variance, order)
     if variance and order is None and lags > MAX_EXACT_VARIANCE_LAGS and seconds > MAX_SECONDS:
         raise LimitExceeded(
             f"{what}: the exact variance is offered up to --lags {MAX_EXACT_VARIANCE_LAGS} (estimated "
-            f"{_fmt_seconds(seconds)} here); give --order 1 for its leading 1/n coefficient, or --no-limits")
+            f"{_fmt_seconds(seconds)} here: {where}); give --order 1 for its leading 1/n coefficient, or --no-limits")
     if seconds > MAX_SECONDS:
         hint = " or --order 1" if variance and (order is None or order > 1) else ""
-        raise LimitExceeded(f"{what}: estimated {_fmt_seconds(seconds)} (more than {MAX_SECONDS:.0f} s); "
-                            f"use fewer --lags{hint}, or --no-limits")
+        raise LimitExceeded(f"{what}: estimated {_fmt_seconds(seconds)} ({where}; the limit is "
+                            f"{MAX_SECONDS:.0f} s); use fewer --lags{hint}, or --no-limits")
     limit = validate.memory_limit() / 2**30
     if gib > limit:
         raise LimitExceeded(f"{what}: estimated {gib:.3g} GiB of memory (more than the limit {limit:.3g} GiB); "
