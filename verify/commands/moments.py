@@ -324,7 +324,8 @@ def draw_figure(out: dict, path: Path, probe: Optional[dict]) -> None:
         for k, n in enumerate(probe["widths"]):
             ys = probe["n_times_mean"][k][:L]
             hs = probe["n_times_half_width"][k][:L]
-            xs = list(range(len(ys)))
+            shift = 0.08 * (k - (len(probe["widths"]) - 1) / 2)  # side by side, not on top of each other
+            xs = [l + shift for l in range(len(ys))]
             ax.errorbar(xs, [math.nan if v is None else v for v in ys],
                         yerr=[math.nan if v is None else v for v in hs], fmt="o", ms=3.5, capsize=2,
                         color=colors[n], label=f"probe, n = {n}" + (f" ({probe['seeds']} seeds)" if probe["seeds"] else ""))
