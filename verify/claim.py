@@ -56,7 +56,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -116,7 +116,8 @@ class ClaimOptions:
         if len(set(widths)) != len(widths):
             raise ClaimError(f"widths must be distinct, got {widths}")
         object.__setattr__(self, "widths", widths)
-        seeds = (self.seeds,) * len(widths) if _is_int(self.seeds, None) else tuple(self.seeds)
+        raw: Any = self.seeds
+        seeds = (raw,) * len(widths) if _is_int(raw, None) else tuple(raw)
         if len(seeds) != len(widths) or not all(_is_int(s, 3) for s in seeds):
             raise ClaimError(f"seeds must be an integer >= 3 (or one per width), got {self.seeds!r}")
         object.__setattr__(self, "seeds", tuple(int(s) for s in seeds))
@@ -134,14 +135,16 @@ class ClaimOptions:
             raise ClaimError(f"threads must be a positive integer or None, got {self.threads!r}")
 
     def seeds_at(self, width: int) -> int:
-        return self.seeds[self.widths.index(width)]
+        """Draws at ``width`` (one of :attr:`widths`)."""
+        seeds: Any = self.seeds  # a tuple after validation
+        return int(seeds[self.widths.index(width)])
 
 
 def _is_int(v, low: Optional[int]) -> bool:
     """``v`` is an integer (not a bool), at least ``low`` unless ``low`` is None."""
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
         return False
-    return low is None or v >= low
+    return bool(low is None or v >= low)
 
 
 # --------------------------------------------------------------------------- loading
@@ -158,6 +161,8 @@ def load_callable(text: str) -> Callable:
             if not path.is_file():
                 raise ClaimError(f"{modname}: no such file")
             spec = importlib.util.spec_from_file_location(path.stem, path)
+            if spec is None or spec.loader is None:
+                raise ClaimError(f"{modname}: not a loadable Python file")
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)  # type: ignore[union-attr]
         else:
@@ -342,7 +347,7 @@ def _t(q: float, df: int) -> float:
 
 
 def decide(means: Dict[int, Dict[str, float]], ses: Dict[int, Dict[str, float]], counts: Dict[int, int],
-           names: Sequence[str], alpha: float) -> Tuple[List[Decision], Dict[str, float]]:
+           names: Sequence[str], alpha: float) -> Tuple[List[Decision], Dict[str, Any]]:
     """Bias-aware tests at the largest width ``N`` (module docstring), Bonferroni over statistics.
 
     ``means[n][name]``, ``ses[n][name]``: seed mean and standard error at width n;
@@ -412,10 +417,10 @@ class ClaimReport:
     min_detectable_statistic: Optional[str]
     rate: Dict[str, float]
     widths: Tuple[int, ...]
-    draws: Tuple[Dict[str, object], ...]
-    per_width: Tuple[Dict[str, object], ...]
+    draws: Tuple[Dict[str, Any], ...]
+    per_width: Tuple[Dict[str, Any], ...]
     options: ClaimOptions
-    quantiles: Dict[str, object]
+    quantiles: Dict[str, Any]
     shape: Tuple[int, int, int]
     method: str
     seconds: float
@@ -510,7 +515,7 @@ def _check_claim(torch, model, kernel, X, options: ClaimOptions, progress: bool)
     start = time.perf_counter()
     Xn = _as_batch(torch, X, "X").numpy()
     B, T, _ = Xn.shape
-    draws: List[Dict[str, object]] = []
+    draws: List[Dict[str, Any]] = []
     layout = None
     method_used = set()
     jobs = [(n, i) for n in options.widths for i in range(options.seeds_at(n))]
@@ -544,7 +549,7 @@ def _check_claim(torch, model, kernel, X, options: ClaimOptions, progress: bool)
     names = layout.names
     means: Dict[int, Dict[str, float]] = {}
     ses: Dict[int, Dict[str, float]] = {}
-    per_width = []
+    per_width: List[Dict[str, Any]] = []
     for n in options.widths:
         rows_n = [d for d in draws if d["width"] == n]
         S = len(rows_n)
@@ -570,8 +575,9 @@ def _check_claim(torch, model, kernel, X, options: ClaimOptions, progress: bool)
 def format_report(report: ClaimReport) -> str:
     """A human-readable summary of :class:`ClaimReport`."""
     lines = [f"Claim check: {report.verdict.upper()}  (false-failure level alpha = {report.options.alpha})"]
+    seeds = [report.options.seeds_at(n) for n in report.options.widths]
     lines.append(f"inputs (B, T, n_x) = {report.shape}, widths {list(report.widths)}, "
-                 f"seeds {list(report.options.seeds)}, NTK by {report.method}, {report.seconds:.1f} s")
+                 f"seeds {seeds}, NTK by {report.method}, {report.seconds:.1f} s")
     lines.append("")
     lines.append(f"{'width':>7} {'seeds':>5} {'gain (mean +- se)':>22} {'rel. error':>12} {'residual':>12}")
     for row in report.per_width:

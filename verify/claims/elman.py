@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 
@@ -62,7 +62,7 @@ class Elman:
 
         return init_rnn(self.spec, width, seed)
 
-    def model(self, width: int, seed: int) -> Tuple[Dict[str, object], Callable]:
+    def model(self, width: int, seed: int) -> Tuple[Dict[str, Any], Callable]:
         """``(params, apply)``: trained variables ``G / c_G`` and the forward pass."""
         import torch
 

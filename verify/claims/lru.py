@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 
@@ -42,7 +42,7 @@ class LRU:
         if self.spec.scaling != "ntk":
             raise SpecError("the LRU claim client supports the scaling 'ntk' only")
 
-    def model(self, width: int, seed: int) -> Tuple[Dict[str, object], Callable]:
+    def model(self, width: int, seed: int) -> Tuple[Dict[str, Any], Callable]:
         """``(params, apply)`` for one draw of :func:`verify.diagonal.init_diagonal`."""
         import torch
 
@@ -61,7 +61,7 @@ class LRU:
         if net.gamma is not None:
             values["gamma"], lr["gamma"] = net.gamma, spec.lr_gamma
         if net.D is not None:
-            values["d"], lr["d"] = np.array([net.D / float(spec.sigma_d)]), spec.lr_d
+            values["d"], lr["d"] = np.array([net.D / float(spec.sigma_d or 1)]), spec.lr_d
         root = {k: math.sqrt(float(v)) for k, v in lr.items()}
         arrays = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
         params = {k: torch.as_tensor(v / root[k]) for k, v in arrays.items() if root[k] > 0}
