@@ -87,10 +87,7 @@ def _children(state: Tuple[str, ...]):
     # partner in the same word
     for j, y in enumerate(a):
         a1, a2 = a[:j], a[j + 1 :]
-        if y == x:
-            new = (transpose_word(a1) + a2,)
-        else:
-            new = (a1, a2)
+        new: Tuple[str, ...] = (transpose_word(a1) + a2,) if y == x else (a1, a2)
         empties = sum(1 for w in new if not w)
         yield new + rest, empties
     # partner in another word

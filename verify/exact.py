@@ -191,7 +191,7 @@ def _t_to_z(t: np.ndarray, dof: int) -> np.ndarray:
     return np.where(t > 0, upper, lower)
 
 
-def _upper_entries(L: int, ny: int, nx: int) -> Tuple[np.ndarray, List[Tuple[int, ...]]]:
+def _upper_entries(L: int, ny: int, nx: int) -> Tuple[np.ndarray, List[Tuple[int, int, int, int, int, int]]]:
     """Flat indices of the upper triangle of the ``(L ny nx)^2`` matrix, and their labels."""
     m = L * ny * nx
     rows, cols = np.triu_indices(m)

@@ -86,6 +86,7 @@ def write_figures(result, out_dir) -> List[Path]:
         rms = np.sqrt(np.mean(result.frob ** 2, axis=1))
         ax.plot(w, rms, "D", color="C2", ms=5, label="measured RMS over seeds")
         curve = predicted_error(result.plan, [int(round(g)) for g in grid], result.beta)
+        assert curve is not None  # predicted_error is None only where result.predicted_error is
         ax.plot(grid, curve, "C2-", lw=1.5, label="exact predicted RMS (exact mean, leading variance)")
     b = result.band
     ax.plot(grid, b.observed * np.sqrt(b.width / grid), "k--", lw=1, label=r"$\propto n^{-1/2}$ (theory)")

@@ -9,7 +9,7 @@ cannot tell a correct closed form from one a few percent off, the exact test can
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 from .stats import THEORY_EXPONENT, SweepStatistics
 
