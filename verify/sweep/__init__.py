@@ -14,7 +14,8 @@ with the limit ``Theta_inf = diag(beta) (x) I / n_x`` (:func:`verify.ntk.limit_l
   ``(L n_y n_x)``-square matrix form (where the limit is 0), over ``||Theta_inf||_F``.
 
 What theory predicts (docs/theory.md, section 'Finite width: exact moments of
-the lag Gram'): entries fluctuate by ``O(n^-1/2)`` and the mean has an ``O(1/n)`` bias growing with the lag.  Hence
+the lag Gram'): entries fluctuate by ``O(n^-1/2)``; the mean has an ``O(1/n^2)`` diagonal bias and
+``O(1/n)`` couplings off the diagonal, both growing with the lag.  Hence
 ``e_n = n^-1/2 ||G + n^-1/2 H||`` with ``G`` Gaussian, and (``G -> -G`` symmetry
 kills the ``n^-1/2`` term of an even function)
 
@@ -36,7 +37,8 @@ Statistics (all at confidence level ``confidence``, default 0.99), see
   t prediction interval for the mean of ``S`` new ``log e`` at ``n_max`` is formed;
   its image ``exp(.) n_max^-1/2`` is the band for the geometric seed mean there;
 * the bias: ``n`` times the seed-mean relative signed diagonal error per lag and
-  width with its t interval (stabilizes across widths when the bias is ``O(1/n)``;
+  width with its t interval, beside the exact finite-width mean's value (falls like
+  ``1/n`` for the metrics ntk and variance, whose diagonal bias is ``O(1/n^2)``;
   the interval grows like ``sqrt n`` because fluctuations are ``O(n^-1/2)``, so the
   bias is resolved only with many seeds at small widths: the *bias probe*).
 
@@ -136,7 +138,7 @@ def sweep(plan: SweepPlan, *, compute: ComputeOptions = ComputeOptions(), execut
     ``progress``: a bar on standard error (drawn on a terminal only).
 
     The bias probe (``plan.bias_seeds > 0``) shares the sweep's draws where they
-    coincide.  The bias is O(1/n) while fluctuations are O(n^-1/2), so it is
+    coincide.  The bias is O(1/n^2) on the diagonal while fluctuations are O(n^-1/2), so it is
     resolved only with many seeds at small widths, where draws are cheap.  The
     probe's draws enter the exact test (small widths carry most of its power).
     """

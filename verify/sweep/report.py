@@ -78,11 +78,12 @@ def report_dict(result, timings: bool = True) -> Dict[str, Any]:
         "bias": {
             "description": ("n * seed-mean relative signed diagonal error (Theta_n[l,l] - beta_l)/beta_l "
                             "per width (rows) and lag (columns), with n * its t half-width; "
-                            "an O(1/n) bias makes the rows agree (up to O(1/n^2) terms)"),
+                            "exact_n_times_mean: what the exact finite-width mean predicts (the diagonal "
+                            "bias is O(1/n^2) for the metrics ntk and variance)"),
             "widths": list(result.bias_source()[0]), "seeds": result.bias_source()[1],
             "probe": result.has_probe,
             "probe_per_seed_diag_signed": result.bias_diag_signed,
-            "n_times_mean": bt, "n_times_half_width": bh,
+            "n_times_mean": bt, "n_times_half_width": bh, "exact_n_times_mean": result.exact_bias_table(),
         },
     }
     if timings:

@@ -163,12 +163,30 @@ class SweepResult:
     def bias_table(self) -> Tuple[np.ndarray, np.ndarray]:
         """``n`` times the seed-mean relative signed diagonal error, per width and lag (K, L),
         and ``n`` times its t half-width, over the widths of :meth:`bias_source` (the probe
-        when there is one).  Rows agree for an O(1/n) bias (up to O(1/n^2) terms, large
-        at small n and long lags); the half-width grows like ``sqrt n`` (fluctuations
-        are O(n^-1/2)), which is why the probe uses many seeds at small widths."""
+        when there is one); :meth:`exact_bias_table` is what the exact mean predicts for it.  The
+        half-width grows like ``sqrt n`` (fluctuations are O(n^-1/2)), which is why the probe uses
+        many seeds at small widths."""
         m, h = t_interval(self.rel_signed(self.has_probe), self.confidence, axis=1)
         n = np.asarray(self.bias_source()[0], dtype=np.float64)[:, None]
         return n * m, n * h
+
+    def exact_bias_table(self) -> np.ndarray:
+        """What the exact finite-width mean predicts for :meth:`bias_table`: ``n (E Theta_n[l, l] /
+        (beta_l / n_x) - 1)`` per width of :meth:`bias_source` and lag (K, L); NaN where ``beta_l = 0``.
+        For the metrics ntk and variance the diagonal mean has no ``1/n`` term, so these values fall
+        like ``1/n``; for "standard" the F and D shares add a ``1/n`` term (docs/theory.md, section
+        'Finite width: exact moments of the lag Gram')."""
+        from theory.finite_width import mean_lag_gram
+
+        mean = mean_lag_gram(self.spec, self.lags)
+        widths = self.bias_source()[0]
+        out = np.full((len(widths), self.lags), np.nan)
+        for l in range(self.lags):
+            limit = mean.total[l][l].coeff(0)
+            if limit:
+                for k, n in enumerate(widths):
+                    out[k, l] = float(n * (mean.total[l][l](n) / limit - 1))
+        return out
 
     def to_dict(self, timings: bool = True) -> Dict[str, Any]:
         """JSON-friendly dictionary (:func:`verify.sweep.report.report_dict`)."""
