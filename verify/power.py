@@ -19,9 +19,10 @@ lower bound for the whole test) is shown beside the measured rate.
 from __future__ import annotations
 
 import math
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import stats
@@ -30,7 +31,8 @@ from theory.spec import RNNSpec
 
 from .exact import DEFAULT_ALPHA, Prediction, exact_test, perturb_beta, predict
 
-__all__ = ["PowerConfig", "PowerRow", "PowerStudy", "power_study", "draw_grams", "BETA_DELTAS"]
+__all__ = ["PowerConfig", "PowerRow", "PowerStudy", "power_study", "draw_grams", "BETA_DELTAS", "RepetitionTask",
+           "RepetitionResult", "run_repetition"]
 
 BETA_DELTAS = (0.005, 0.01, 0.02, 0.05)
 
@@ -144,12 +146,82 @@ def _predicted_power(delta: float, A: float, crit: float) -> float:
     return float(stats.norm.cdf(delta * A - crit) + stats.norm.cdf(-delta * A - crit))
 
 
+@dataclass(frozen=True, eq=False)
+class RepetitionTask:
+    """One repetition of the study: everything :func:`run_repetition` needs, picklable.
+
+    ``theories``: (name, prediction) pairs tested on the base networks (``"true theory"`` among
+    them); ``nx2_true`` and ``nx2_dropped``: the true theory of the ``n_x = 2`` networks
+    ``nx2_spec`` and the one without its ``1/n_x``; ``f_spec``: the wrong networks.
+    """
+
+    cfg: PowerConfig
+    rep: int
+    theories: Tuple[Tuple[str, Prediction], ...]
+    nx2_spec: RNNSpec
+    nx2_true: Prediction
+    nx2_dropped: Prediction
+    f_spec: RNNSpec
+
+
+@dataclass(frozen=True)
+class RepetitionResult:
+    """What one repetition contributes: which tests rejected, the true theory's minimal
+    detectable errors, and the predicted power of each ``beta`` perturbation."""
+
+    rep: int
+    rejected: Tuple[Tuple[str, bool], ...]
+    min_uniform: float
+    min_single: float
+    predicted: Tuple[Tuple[str, float], ...]
+
+
+def run_repetition(task: RepetitionTask) -> RepetitionResult:
+    """Draw repetition ``task.rep``'s networks (seeds ``(base_seed, tag, rep, n, s)``: tag 0 the
+    base networks, 1 those with ``n_x = 2``, 2 the wrong ones) and run every exact test on them.
+
+    Top level and pure: any executor can run it, and the result depends only on ``task``.
+    """
+    cfg, rep = task.cfg, task.rep
+    rejected: Dict[str, bool] = {}
+    predicted: Dict[str, float] = {}
+    min_uniform = min_single = float("nan")
+    base = _draws(cfg, cfg.spec, 0, rep)
+    true = None
+    for name, pred in task.theories:
+        res = exact_test(pred, base, alpha=cfg.alpha)
+        rejected[name] = not res.consistent
+        if name == "true theory":
+            true = pred
+            md = res.min_detectable
+            min_uniform = float(md["uniform_beta"])  # type: ignore[arg-type]
+            min_single = float(md["single_beta"]["best"])  # type: ignore[index]
+            A = (res.critical["uniform"] + stats.norm.isf(0.01)) / float(md["uniform_beta"])  # type: ignore[arg-type]
+            for d in BETA_DELTAS:
+                predicted[f"beta x (1 + {d:.3g})"] = _predicted_power(d, A, res.critical["uniform"])
+    if true is None:
+        raise ValueError("a repetition needs the theory named 'true theory'")
+    nx2 = _draws(cfg, task.nx2_spec, 1, rep)
+    rejected["true theory (n_x = 2)"] = not exact_test(task.nx2_true, nx2, alpha=cfg.alpha).consistent
+    rejected["1/n_x factor dropped"] = not exact_test(task.nx2_dropped, nx2, alpha=cfg.alpha).consistent
+    fvar = _draws(cfg, task.f_spec, 2, rep)
+    rejected["F variance +1 % (networks)"] = not exact_test(true, fvar, alpha=cfg.alpha).consistent
+    return RepetitionResult(rep, tuple(rejected.items()), min_uniform, min_single, tuple(predicted.items()))
+
+
 def power_study(cfg: PowerConfig = PowerConfig(), *, progress: bool = True,
-                on_rep: Optional[Callable[[int], None]] = None) -> PowerStudy:
-    """Run the study (see the module docstring)."""
+                on_rep: Optional[Callable[[int], None]] = None, executor: Optional[Executor] = None) -> PowerStudy:
+    """Run the study (see the module docstring).
+
+    ``executor``: any ``concurrent.futures.Executor`` runs the repetitions
+    (:func:`run_repetition`, one task each; :func:`verify.executors.ordered_map`), or ``None``
+    for serial.  Every repetition's seeds are explicit, so the study is the same, bit for bit,
+    on any executor.  ``on_rep(rep)`` is called for each repetition, in order, once its result
+    is in.
+    """
     import time
 
-    from .progress import progress as bar
+    from .executors import ordered_map
 
     t0 = time.perf_counter()
     theories = _theories(cfg)
@@ -162,27 +234,18 @@ def power_study(cfg: PowerConfig = PowerConfig(), *, progress: bool = True,
     predicted: Dict[str, List[float]] = {name: [] for name in theories if name.startswith("beta")}
     mins: List[float] = []
     single: List[float] = []
-    for rep in bar(range(cfg.repetitions), total=cfg.repetitions, desc="power",
-                   enabled=None if progress else False):
-        base = _draws(cfg, cfg.spec, 0, rep)
-        for name, pred in theories.items():
-            res = exact_test(pred, base, alpha=cfg.alpha)
-            counts[name] += not res.consistent
-            if name == "true theory":
-                md = res.min_detectable
-                mins.append(float(md["uniform_beta"]))
-                single.append(float(md["single_beta"]["best"]))  # type: ignore[index]
-                A = (res.critical["uniform"] + stats.norm.isf(0.01)) / float(md["uniform_beta"])
-                for d in BETA_DELTAS:
-                    predicted[f"beta x (1 + {d:.3g})"].append(_predicted_power(d, A, res.critical["uniform"]))
-        nx2 = _draws(cfg, nx2_spec, 1, rep)
-        counts["true theory (n_x = 2)"] += not exact_test(nx2_true, nx2, alpha=cfg.alpha).consistent
-        counts["1/n_x factor dropped"] += not exact_test(nx2_dropped, nx2, alpha=cfg.alpha).consistent
-        fvar = _draws(cfg, f_spec, 2, rep)
-        counts["F variance +1 % (networks)"] += not exact_test(theories["true theory"], fvar,
-                                                               alpha=cfg.alpha).consistent
+    tasks = [RepetitionTask(cfg, rep, tuple(theories.items()), nx2_spec, nx2_true, nx2_dropped, f_spec)
+             for rep in range(cfg.repetitions)]
+    for res in ordered_map(run_repetition, tasks, executor=executor, desc="power",
+                           progress=None if progress else False):
+        for name, rejected in res.rejected:
+            counts[name] += rejected
+        mins.append(res.min_uniform)
+        single.append(res.min_single)
+        for name, power in res.predicted:
+            predicted[name].append(power)
         if on_rep is not None:
-            on_rep(rep)
+            on_rep(res.rep)
     R = cfg.repetitions
     kinds = {"true theory": "none", "true theory (n_x = 2)": "none", "F variance +1 % (networks)": "network"}
     rows = tuple(

@@ -29,6 +29,9 @@ def add_arguments(p) -> None:
                                                                           open_maximum=True), "--alpha"),
                    default=0.01, help="false-failure probability of the test (default 0.01)")
     g.add_argument("--base-seed", type=int, default=0, help="root of the seed sequences (default 0)")
+    from ..executors import add_executor_arguments
+
+    add_executor_arguments(g)  # --workers N, --dask ADDRESS: where the repetitions run (verify/executors.py)
     o = p.add_argument_group("output")
     o.add_argument("--out", default=None, help="folder for power.json and power.png (default: write nothing)")
     o.add_argument("--force", action="store_true", help="replace an existing report in --out")
@@ -94,6 +97,9 @@ def run(args) -> int:
     validate.float64_spec(spec, args.lags)
     reps = 3 * args.reps  # base, n_x = 2 and F-variance networks
     validate.check_cost(validate.sweep_cost(args.widths, args.seeds * reps, args.lags, n_x=2), "--widths, --seeds, --reps")
+    from ..executors import executor_options, open_executor
+
+    where = executor_options(args)  # --workers/--dask, checked before the work
     outputs = None
     if args.out is not None:
         require("matplotlib", "the power figure (--out)", "plot")
@@ -101,8 +107,9 @@ def run(args) -> int:
     try:
         cfg = PowerConfig(spec=spec, lags=args.lags, widths=tuple(args.widths), seeds=args.seeds,
                           repetitions=args.reps, alpha=args.alpha, base_seed=args.base_seed)
-        study = power_study(cfg, progress=not args.json)
-        report = versioned({"command": "power", **study.to_dict()})
+        with open_executor(where) as executor:  # closed also on errors and KeyboardInterrupt
+            study = power_study(cfg, progress=not args.json, executor=executor)
+        report = versioned({"command": "power", **study.to_dict(), "executor": where.describe()})
         if outputs is not None:
             write_json(outputs.path("power.json"), report)
             _figure(study, outputs.path("power.png"))

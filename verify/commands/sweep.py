@@ -77,8 +77,9 @@ def add_sweep_arguments(p, *, out_default: Optional[str]) -> None:
                          f"with many seeds; 0 = use the sweep's own draws; default {DEFAULT_BIAS_SEEDS})"))
     g.add_argument("--bias-widths", type=_int_list, default=None,
                    help="widths of the bias probe (default: the three smallest widths)")
-    g.add_argument("--workers", type=_positive_int, default=1,
-                   help="processes (ProcessPoolExecutor) running draws; 1 = serial (default 1)")
+    from ..executors import add_executor_arguments
+
+    add_executor_arguments(g)  # --workers N, --dask ADDRESS (verify/executors.py)
     b = p.add_argument_group("backend")
     b.add_argument("--backend", choices=BACKENDS, default="numpy", help="array backend (default numpy)")
     b.add_argument("--device", choices=DEVICES, default="cpu", help="device (default cpu)")
@@ -128,6 +129,9 @@ def execute(args, *, command: str) -> int:
                      bias_seeds=args.bias_seeds, bias_widths=args.bias_widths, confidence=args.confidence,
                      slope_model=args.slope_model)
     compute = ComputeOptions(args.backend, args.device, args.dtype, args.draws)
+    from ..executors import executor_options, open_executor
+
+    where = executor_options(args, device=args.device)  # --workers/--dask, checked before the work
     out = Path(args.out) if args.out else None
     if out is not None:  # fail before the work, not after it
         try:
@@ -135,23 +139,13 @@ def execute(args, *, command: str) -> int:
         except OSError as exc:
             raise UsageError(f"--out {args.out}: cannot create the folder ({exc.strerror})") from None
     t0 = time.perf_counter()
-    executor = None
-    if args.workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # CUDA cannot be used in a forked child: spawn fresh interpreters there
-        ctx = multiprocessing.get_context("spawn") if args.device == "cuda" else None
-        executor = ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx)
-    try:
+    with open_executor(where) as executor:  # closes the pool or the Dask client and cluster, also on errors
         result = sweep(plan, compute=compute, executor=executor,
                        progress=not (args.quiet or getattr(args, "json", False)))
-    finally:
-        if executor is not None:
-            executor.shutdown()
     report = versioned(result.to_dict())
     report["command"] = "python -m verify " + command
     report["workers"] = args.workers
+    report["executor"] = where.describe()
     report["versions"] = versions(args.backend)
     figures = []
     if out is not None:

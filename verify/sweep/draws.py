@@ -129,16 +129,16 @@ class SweepDraws:
 
 def run_draws(plan: SweepPlan, limit: np.ndarray, *, compute: ComputeOptions = ComputeOptions(),
               executor=None, progress: bool = True) -> SweepDraws:
-    """Run :func:`run_task` on every draw of ``plan`` (serially, or by ``executor.map``) and
+    """Run :func:`run_task` on every draw of ``plan`` (serially, or on ``executor``) and
     collect the numbers.  Draws shared by the sweep and its bias probe are made once.
     ``progress``: a bar on standard error (drawn on a terminal only)."""
-    from ..progress import progress as bar
+    from ..executors import ordered_map
 
     keys = plan.task_keys()
     tasks = [SweepTask(plan.spec, n, s, plan.base_seed, plan.lags, limit, compute) for n, s in keys]
     t0 = time.perf_counter()
-    results = map(run_task, tasks) if executor is None else executor.map(run_task, tasks)
-    results = bar(results, total=len(tasks), desc="sweep", enabled=None if progress else False)
+    # in order; the bar counts completed tasks where the executor tells (pools, Dask)
+    results = ordered_map(run_task, tasks, executor=executor, desc="sweep", progress=None if progress else False)
     got = dict(zip(keys, results))
     wall = time.perf_counter() - t0
     grid = [[got[(n, s)] for s in plan.seeds] for n in plan.widths]
