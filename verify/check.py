@@ -113,7 +113,8 @@ class CheckResult:
 
 
 def scan_folder(folder: Union[str, Path], flag: str = "DIR") -> Tuple[NetworkFile, ...]:
-    """The ``*.npz`` files directly in ``folder`` (sorted by name) with their header dimensions.
+    """The ``*.npz`` files directly in ``folder`` (sorted by name; subfolders, even one named
+    ``x.npz``, are not read) with their header dimensions.
 
     Only the array headers are read (:func:`verify.validate.npz_header`): shapes
     ``W (n, n)``, ``F (n, n_x)``, ``C (n_y, n)``, ``D (n_y, n_x)``, every dimension >= 1.
@@ -125,7 +126,7 @@ def scan_folder(folder: Union[str, Path], flag: str = "DIR") -> Tuple[NetworkFil
     if not root.is_dir():
         raise BadInput(f"{text}: not a folder (give the folder that holds the .npz networks)")
     try:
-        paths = sorted((p for p in root.iterdir() if p.name.endswith(".npz")), key=lambda p: p.name)
+        paths = sorted((p for p in root.iterdir() if p.name.endswith(".npz") and not p.is_dir()), key=lambda p: p.name)
     except OSError as exc:
         raise BadInput(f"{text}: cannot list the folder ({exc.strerror or exc})") from None
     if not paths:
