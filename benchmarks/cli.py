@@ -7,7 +7,8 @@ scalar input and output); then the exact side's cost.  Prints a table
 (``--markdown``: the markdown of ``docs/benchmarks.md``); ``--json OUT`` writes
 every number.  Thread counts are whatever the environment sets (nothing here
 changes them).  ``python -m benchmarks finite-width`` times the exact
-finite-width moments instead (:mod:`benchmarks.finite_width`).
+finite-width moments instead (:mod:`benchmarks.finite_width`); ``python -m benchmarks dask``
+the throughput of sweep draws, serial against a local Dask cluster (:mod:`benchmarks.dask_bench`).
 """
 from __future__ import annotations
 
@@ -94,6 +95,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .finite_width import main as finite_width_main
 
         return finite_width_main(argv[1:])
+    if argv[:1] == ["dask"]:  # serial against a local Dask cluster: benchmarks/dask_bench.py
+        from .dask_bench import main as dask_main
+
+        return dask_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
