@@ -100,7 +100,7 @@ class ClaimOptions:
     """
 
     widths: Tuple[int, ...] = (64, 128, 256, 512)
-    seeds: Union[int, Tuple[int, ...]] = 8
+    seeds: Union[int, Tuple[int, ...]] = 16
     base_seed: int = 0
     alpha: float = 0.01
     power: float = 0.99
