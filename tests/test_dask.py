@@ -311,3 +311,19 @@ def test_dask_not_installed_names_the_extra(monkeypatch, capsys):
     rc, out, err = _cli(SWEEP + ["--dask", "local"], capsys)
     assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1, err
     assert "pip install 'rnn-implicit-bias[dask]'" in err
+
+
+@needs_dask
+def test_dask_benchmark_end_to_end_tiny(tmp_path, capsys):
+    """``python -m benchmarks dask`` at a tiny size: every mode ran, the same numbers, a ratio (no timing assertion)."""
+    from benchmarks.cli import main as bench_main
+
+    out = tmp_path / "dask.json"
+    assert bench_main(["dask", "--width", "32", "--lags", "4", "--draws", "4", "--repeats", "1", "--quiet",
+                       "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["identical_results"] is True and res["ratio_cluster_to_serial"] > 0
+    assert {"serial", "Dask LocalCluster, 2 workers"} <= set(res["modes"])
+    assert all(m["draws_per_s"] > 0 for m in res["modes"].values())
+    assert res["machine"]["distributed"] == distributed.__version__
+    assert "throughput ratio cluster / serial" in capsys.readouterr().out
