@@ -327,3 +327,14 @@ def test_dask_benchmark_end_to_end_tiny(tmp_path, capsys):
     assert all(m["draws_per_s"] > 0 for m in res["modes"].values())
     assert res["machine"]["distributed"] == distributed.__version__
     assert "throughput ratio cluster / serial" in capsys.readouterr().out
+
+
+def test_executor_options_sizes_and_names():
+    cores = os.cpu_count() or 1
+    assert ExecutorOptions(dask="local").local_workers == cores  # no --workers: one worker per core
+    assert ExecutorOptions(workers=3, dask="local").local_workers == 3
+    assert ExecutorOptions().describe() == "serial" and ExecutorOptions(workers=4).describe() == "4 processes"
+    assert ExecutorOptions(dask="local").describe() == f"Dask LocalCluster ({cores} worker processes)"
+    assert ExecutorOptions(dask="tcp://h:1").describe() == "Dask scheduler at tcp://h:1"
+    with open_executor(ExecutorOptions()) as ex:
+        assert ex is None  # serial: nothing to start or close

@@ -89,15 +89,9 @@ class ExecutorOptions:
         """Worker processes of ``--dask local``: ``workers`` when above 1, else the number of cores."""
         return self.workers if self.workers > 1 else max(os.cpu_count() or 1, 1)
 
-    @property
-    def concurrency(self) -> int:
-        """Tasks running at once on this machine (for memory estimates); 1 for a remote cluster."""
-        if self.dask == LOCAL:
-            return self.local_workers
-        return 1 if self.dask is not None else self.workers
-
     def describe(self) -> str:
-        """One phrase for reports: ``serial``, ``4 processes``, ``Dask LocalCluster (2 workers)``, ..."""
+        """One phrase for reports: ``serial``, ``4 processes``, ``Dask LocalCluster (2 worker processes)``,
+        ``Dask scheduler at tcp://host:8786``."""
         if self.dask == LOCAL:
             return f"Dask LocalCluster ({self.local_workers} worker processes)"
         if self.dask is not None:
