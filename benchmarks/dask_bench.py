@@ -169,10 +169,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     started = time.time()
+    machine = machine_info()  # before the cluster: its nannies set OMP_NUM_THREADS=1 etc. here while it runs
     res = run_bench(args.width, args.lags, args.draws, args.workers, args.repeats, log)
     import dask
 
-    res["machine"] = machine_info()
+    res["machine"] = machine
     res["machine"]["dask"] = dask.__version__
     res["machine"]["distributed"] = distributed.__version__
     res["started_utc"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started))

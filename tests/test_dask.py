@@ -209,12 +209,15 @@ def test_cluster_closed_on_keyboard_interrupt(monkeypatch):
     import verify.progress
 
     before = _children()
+    env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED")}
     monkeypatch.setattr(verify.progress, "progress", _interrupt_after_first)
     with pytest.raises(KeyboardInterrupt):
         with open_executor(ExecutorOptions(workers=2, dask="local")) as ex:
             pids = _worker_pids(ex)
             ordered_map(_sleep_then, [0.0] + [0.5] * 7, executor=ex)
     assert _gone(pids) and _gone(_children() - before)
+    # the nannies set OMP_NUM_THREADS=1 etc. in this process for their workers; restored on leaving
+    assert {k: os.environ.get(k) for k in env} == env
 
 
 # --- a scheduler at an address --------------------------------------------------------------------

@@ -151,7 +151,7 @@ def open_executor(options: ExecutorOptions = ExecutorOptions()) -> Iterator[Opti
 @contextmanager
 def _dask_executor(options: ExecutorOptions) -> Iterator["DaskExecutor"]:
     distributed = require("distributed", "--dask", "dask")
-    with _quiet_distributed(not debug_enabled()):
+    with _quiet_distributed(not debug_enabled()), _environment_kept(_nanny_variables()):
         cluster = client = None
         try:
             if options.dask == LOCAL:
@@ -173,6 +173,28 @@ def _dask_executor(options: ExecutorOptions) -> Iterator["DaskExecutor"]:
                 client.close()
             if cluster is not None:
                 cluster.close()
+
+
+def _nanny_variables() -> Tuple[str, ...]:
+    """Variables a local cluster's nannies write into *this* process's environment before spawning
+    workers (``distributed.nanny.pre-spawn-environ``: OMP_NUM_THREADS=1, ...; PYTHONHASHSEED)."""
+    import dask
+
+    return tuple(sorted(set(dask.config.get("distributed.nanny.pre-spawn-environ", None) or {}) | {"PYTHONHASHSEED"}))
+
+
+@contextmanager
+def _environment_kept(names: Sequence[str]) -> Iterator[None]:
+    """Restore ``os.environ[name]`` (or its absence) for each of ``names`` on leaving."""
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextmanager
