@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +193,60 @@ def test_ntk_table(net, capsys):
     spec, path = net
     rc, out, _ = _run(["ntk", "--weights", str(path), "--sigma-w", "0.8", "--lags", "3"], capsys)
     assert rc == 0 and "Theta_n[l, l']" in out and "relative Frobenius error" in out
+
+
+# ------------------------------------------------------------------ float64 range: clear errors, right field
+def test_ntk_overflowing_weights_is_a_clear_error(tmp_path, capsys):
+    """Weights near 1e300 used to give an all-NaN lag Gram, exit 0 and a literal "None" line."""
+    spec = RNNSpec(sigma_w="0.9")
+    path = tmp_path / "big.npz"
+    rnn = init_rnn(spec, 8, 0)
+    save_rnn(rnn.__class__(rnn.W * 1e300, rnn.F, rnn.C), path)
+    rc, out, err = _run(["ntk", "--weights", str(path), "--sigma-w", "0.9", "--lags", "4"], capsys)
+    assert rc == 2 and out == "" and err.count("\n") == 1  # no RuntimeWarning lines either
+    assert "the lag Gram overflows float64" in err and "share is not finite from lag" in err
+
+
+def test_ntk_large_finite_entries_keep_exact_relative_errors(net, tmp_path, capsys):
+    """C and s_C multiplied by 2^260: Theta and its limit scale by 2^520 exactly, so every relative
+    error is bit-identical (the squares inside the norms would overflow without the exact rescaling)."""
+    spec, path = net
+    big = tmp_path / "big.npz"
+    rnn = load_rnn(path)
+    save_rnn(rnn.__class__(rnn.W, rnn.F, rnn.C * 2.0**260), big)
+    base = ["--sigma-w", "0.8", "--sigma-f", "1.5", "--lags", "5", "--json"]
+    rc, out, _ = _run(["ntk", "--weights", str(path), "--sigma-c", "0.7", *base], capsys)
+    ref = json.loads(out)
+    rc2, out2, err2 = _run(["ntk", "--weights", str(big), "--sigma-c", str(Fraction("0.7") * 2**260), *base], capsys)
+    got = json.loads(out2)
+    assert rc == rc2 == 0, err2
+    assert got["relative_error"] == ref["relative_error"]
+    assert got["offdiag_relative_mass"] == ref["offdiag_relative_mass"]
+    assert np.array_equal(np.array(got["diag_signed_error"]), np.array(ref["diag_signed_error"]) * 2.0**520)
+
+
+@pytest.mark.parametrize("command", ["sweep", "ntk"])
+@pytest.mark.parametrize("flags, blamed", [
+    (["--sigma-f", "1e200"], "--sigma-f 1e+200"),
+    (["--sigma-c", "1e100", "--sigma-f", "1e100"], "--sigma-c 1e+100, --sigma-f 1e+100"),
+    (["--sigma-d", "1e155"], "--sigma-d 1e+155"),
+    (["--sigma-w", "40", "--lags", "300"], "--sigma-w 40 with --lags 300"),
+    (["--sigma-w", "1e400"], "--sigma-w"),
+])
+def test_overflow_messages_name_the_field(command, flags, blamed, tmp_path, capsys):
+    """The overflow messages used to blame s_W (sweep) or print "(34, 'Numerical result out of range')" (ntk)."""
+    if command == "ntk":
+        path = tmp_path / "net.npz"
+        save_rnn(init_rnn(RNNSpec(sigma_w="0.9", sigma_d="1"), 8, 0), path)
+        argv = ["ntk", "--weights", str(path), "--sigma-w", "0.9", "--sigma-d", "1", "--lags", "3", *flags]
+    else:
+        argv = ["sweep", *FAST, *flags]
+    rc, out, err = _run(argv, capsys)
+    assert rc == 2 and err.count("\n") == 1, err
+    assert err.split(": ", 1)[1].startswith(blamed), err
+    assert "34" not in err and ("sigma_w" not in err or "--sigma-w" in blamed)
+
+
+def test_finite_side_refuses_weights_whose_squares_overflow(capsys):
+    rc, out, err = _run(["sweep", *FAST, "--lr-c", "1e300"], capsys)
+    assert rc == 2 and err.startswith("error: --lr-c 1e+300: the closed-form lag weight beta_0") and "square" in err

@@ -99,3 +99,17 @@ def test_compare_small_run_writes_png_and_json(tmp_path):
 def test_compare_bad_input(tmp_path, capsys):
     assert main(["ssm", "compare", "--out", str(tmp_path), "--train-sequences", "64", "--train-lags", "64"]) == 2
     assert "train-sequences" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("phase, ok", [
+    ("2*pi", True), ("pi/10", True), ("6.2831853", True), ("6.28318530717958647692528676655900576839", True),
+    ("7", False), ("6.2831854", False), ("2.01*pi", False), ("4*pi", False),
+    ("6.28318530717958647692528676655900576840", False),  # 2 pi = 6.28318530717958647692528676655900576839433...
+])
+def test_phase_above_two_pi_is_refused(phase, ok, capsys):
+    """Phases live on the circle: a maximum phase above 2 pi is refused (it was accepted silently)."""
+    rc = main(["ssm", "weights", "--r-min", "0.1", "--r-max", "0.5", "--max-phase", phase, "--lags", "2", "--json"])
+    err = capsys.readouterr().err
+    assert rc == (0 if ok else 2), err
+    if not ok:
+        assert err.count("\n") == 1 and "at most 2*pi" in err

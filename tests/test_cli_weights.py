@@ -14,7 +14,7 @@ from helpers import frac
 from hypothesis import given
 from hypothesis import strategies as st
 
-from theory.series import memory_horizon, peak_lag, total_weight
+from theory.series import memory_horizon, peak_lag, tail_weight, total_weight
 from theory.spec import CONVENTIONS, METRICS, RNNSpec
 from theory.weights import lag_shares, lag_weights
 from verify.cli import main
@@ -199,3 +199,44 @@ def test_subprocess_good_and_bad():
     assert bad.stdout == ""
     assert bad.stderr.strip().count("\n") == 0 and "Traceback" not in bad.stderr
     assert "sigma_w must be finite" in bad.stderr
+
+
+# ---------------------------------------------------------------- what used to be wrong or missing
+def test_dps_maximum_is_accepted_and_correctly_rounded():
+    """--dps 100000 (the documented maximum) used to be refused: guard digits were added before the check."""
+    p = subprocess.run([sys.executable, "-m", "verify", "weights", "--sigma-w", "0.9", "--lags", "2", "--dps",
+                        "100000", "--json"], capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=300)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    # beta_1 = 3 * 0.81 = 2.43 exactly: 100000 significant digits, all of them right
+    assert out["dps"] == 100000 and out["beta"][1] == "2.43" + "0" * 99997
+    assert out["series"]["horizon"] == memory_horizon(RNNSpec(sigma_w="0.9"), "0.01")
+
+
+def test_weights_print_even_when_the_horizon_is_astronomical(capsys):
+    """s_W = 1 - 10^-29 (valid): the weights are printed, and the horizon is computed exactly."""
+    sw = "0.99999999999999999999999999999"
+    out = run_json(capsys, ["weights", "--sigma-w", sw, "--lags", "3", "--dps", "20"])
+    assert len(out["beta"]) == 3 and out["series"] is not None
+    spec = RNNSpec(sigma_w=sw)
+    L = out["series"]["horizon"]
+    assert L > 2**62  # where the search used to give up
+    total = frac(total_weight(spec, dps=60))
+    assert frac(tail_weight(spec, L, dps=60)) <= total / 100 < frac(tail_weight(spec, L - 1, dps=60))
+
+
+def test_weights_print_when_every_group_is_frozen(capsys):
+    """No series exists (all weights zero): the weights (zeros) are still printed, with a note."""
+    assert main(["weights", "--sigma-w", "0.9", "--lr-w", "0", "--lr-f", "0", "--lr-c", "0", "--lags", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "Series: all lag weights are zero" in out and out.count("\n") > 4
+
+
+@pytest.mark.parametrize("sw", ["0.5", "0.9", "0.999", "0.99999999", "0.9999999999999"])
+@pytest.mark.parametrize("convention", ["conv1", "conv2"])
+def test_memory_horizon_is_exact_far_out(sw, convention):
+    """The horizon search keeps r^(2^k) and bisects on bits: tail(L) <= eps total < tail(L - 1) at 60 digits."""
+    spec = RNNSpec(sigma_w=sw, sigma_d="0.5", convention=convention)
+    L = memory_horizon(spec, "0.01", dps=30)
+    total = frac(total_weight(spec, dps=60))
+    assert frac(tail_weight(spec, L, dps=60)) <= total / 100 < frac(tail_weight(spec, L - 1, dps=60))

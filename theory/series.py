@@ -24,9 +24,9 @@ from typing import Iterator
 
 from .precision import Context, context, exact, guarded
 from .spec import RNNSpec, SpecError, as_fraction
-from .weights import markov_coefficients
+from .weights import check_guard_digits, markov_coefficients
 
-__all__ = ["Series", "series", "total_weight", "tail_weight", "mean_lag", "peak_lag", "memory_horizon"]
+__all__ = ["Series", "series", "total_weight", "tail_weight", "mean_lag", "peak_lag", "memory_horizon", "horizon_bits"]
 
 
 def _require_stable(spec: RNNSpec) -> None:
@@ -71,6 +71,13 @@ class _Parts:
         else:
             rM1 = ctx.power(r, M - 1) if M > 1 else one
             s1 = (M * rM1 * q + rM) / q**2
+        return self.A * s0 + self.B * s1
+
+    def markov_tail_pow(self, M: int, rM):
+        """:meth:`markov_tail` with ``rM = r^M`` given (``M >= 1``, ``r > 0``): no power is taken."""
+        q = self.q
+        s0 = rM / q
+        s1 = (M * (rM / self.r) * q + rM) / q**2
         return self.A * s0 + self.B * s1
 
     def g(self, m: int):
@@ -157,16 +164,19 @@ class Series:
 
 
 @contextmanager
-def _parts(spec: RNNSpec, dps: int, guard: int) -> Iterator[_Parts]:
-    """Parts built ``guard`` bits above ``dps`` digits; results are rounded back on exit by the caller."""
+def _parts(spec: RNNSpec, dps: int, guard: int, guard_digits: int = 0) -> Iterator[_Parts]:
+    """Parts built ``guard`` bits above ``dps + guard_digits`` digits; results are rounded back
+    (to ``dps + guard_digits`` digits) on exit by the caller."""
     ctx = context(dps)
+    ctx.dps = dps + check_guard_digits(guard_digits)
     with guarded(ctx, guard):
         yield _Parts(spec, ctx)
 
 
-def total_weight(spec: RNNSpec, *, dps: int = 50):
-    """``sum_(l>=0) beta_l = A/(1-r) + B/(1-r)^2 + d``."""
-    with _parts(spec, dps, 16) as p:
+def total_weight(spec: RNNSpec, *, dps: int = 50, guard_digits: int = 0):
+    """``sum_(l>=0) beta_l = A/(1-r) + B/(1-r)^2 + d`` (at ``dps + guard_digits`` digits, see
+    :func:`theory.weights.lag_weights` for why a caller adds guard digits)."""
+    with _parts(spec, dps, 16, guard_digits) as p:
         v = p.total()
     return +v
 
@@ -181,9 +191,9 @@ def tail_weight(spec: RNNSpec, lags: int, *, dps: int = 50):
     return +v
 
 
-def mean_lag(spec: RNNSpec, *, dps: int = 50):
-    """``sum_l l beta_l / sum_l beta_l``."""
-    with _parts(spec, dps, 16) as p:
+def mean_lag(spec: RNNSpec, *, dps: int = 50, guard_digits: int = 0):
+    """``sum_l l beta_l / sum_l beta_l`` (at ``dps + guard_digits`` digits)."""
+    with _parts(spec, dps, 16, guard_digits) as p:
         total = p.total()
         if total == 0:
             raise SpecError("all lag weights are zero (every trained group is frozen or has zero scale)")
@@ -197,39 +207,68 @@ def peak_lag(spec: RNNSpec, *, dps: int = 50) -> int:
         return p.peak()
 
 
+def horizon_bits(spec: RNNSpec, fraction) -> int:
+    """An upper bound ``b`` with ``memory_horizon(spec, fraction) < 2^b``, from exact rationals.
+
+    With ``q = 1 - r`` the tail decays like ``L r^L`` and ``r^L <= exp(-q L)``, so the horizon is
+    below ``(ln(1/eps) + ln(B/A + 1) + 2 ln(1/q) + 64) / q``; each logarithm is bounded by the
+    bit length of the rationals involved (``ln x <= bits``), with 16 bits to spare.
+    """
+    _require_stable(spec)
+    eps = as_fraction(fraction, "fraction")
+    q = 1 - spec.sigma_w**2
+    bits = lambda x: max(x.numerator.bit_length(), x.denominator.bit_length(), 1)
+    inv_q = q.denominator.bit_length() - q.numerator.bit_length() + 1  # log2(1/q) < this
+    coef = markov_coefficients(spec)
+    logs = bits(eps) + 2 * max(inv_q, 1) + 64 + sum(bits(v) for v in list(coef.a.values()) + list(coef.b.values()))
+    return max(inv_q, 0) + logs.bit_length() + 16
+
+
 def memory_horizon(spec: RNNSpec, fraction="0.01", *, dps: int = 50) -> int:
-    """Smallest ``L`` with ``tail(L) <= fraction * total`` (exponential search, then bisection)."""
+    """Smallest ``L`` with ``tail(L) <= fraction * total`` (exponential search, then bisection).
+
+    Any horizon of a valid specification is found exactly: ``r^L`` amplifies the rounding of
+    ``r`` by ``L``, so the search works ``32 + log2(L_max)`` bits above ``dps`` digits, with
+    ``L_max = 2^horizon_bits(spec, fraction)`` (about 3,400 bits for ``s_W = 1 - 10^-1000``).
+    """
     eps = as_fraction(fraction, "fraction")
     if not 0 < eps < 1:
         raise SpecError(f"fraction must be in (0, 1), got {fraction}")
-    # 32 guard bits plus 64 for r^L with L < 2^63
-    with _parts(spec, dps, 96) as p:
+    cap = max(64, horizon_bits(spec, eps))
+    with _parts(spec, dps, 32 + cap) as p:
         ctx = p.ctx
-        if p.total() == 0:
+        total = p.total()
+        if total == 0:
             raise SpecError("all lag weights are zero (every trained group is frozen or has zero scale)")
-        target = exact(ctx, eps) * p.total()
-        hi = 1
-        while p.tail(hi) > target:
-            hi *= 2
-            if hi > 2**62:
-                raise SpecError("memory horizon beyond 2^62 lags")
-        lo = hi // 2 if hi > 1 else 0
-        if p.tail(lo) <= target:
-            return lo
-        while hi - lo > 1:  # invariant: tail(lo) > target >= tail(hi)
-            mid = (lo + hi) // 2
-            if p.tail(mid) <= target:
-                hi = mid
-            else:
-                lo = mid
-    return hi
+        target = exact(ctx, eps) * total
+        # lag L >= 1 has tail(L) = markov_tail(M) with M = L - shift: search the smallest M >= 1 - shift
+        M0 = 1 - p.shift
+        if p.markov_tail(M0) <= target:
+            return M0 + p.shift
+        if p.rq == 0:  # r = 0: g_0 = A, g_1 = B, and every later Markov weight vanishes
+            return next(M for M in range(M0 + 1, 3) if p.markov_tail(M) <= target) + p.shift
+        # exponential search keeping pw[k] = r^(2^k): tail(2^k) from one squaring per step
+        pw = [p.r]
+        while p.markov_tail_pow(2 ** (len(pw) - 1), pw[-1]) > target:
+            if len(pw) > cap:  # cannot happen for the bound of horizon_bits; a clear error if it did
+                raise SpecError(f"memory horizon beyond 2^{cap} lags (s_W = {spec.to_dict()['sigma_w']})")
+            pw.append(pw[-1] * pw[-1])
+        k = len(pw) - 1  # tail(2^k) <= target; tail(2^(k-1)) > target when k >= 1 (or M0 failed)
+        if k == 0:
+            return 1 + p.shift
+        lo, r_lo = 2 ** (k - 1), pw[k - 1]
+        for j in range(k - 2, -1, -1):  # invariant: tail(lo) > target >= tail(lo + 2^(j+1))
+            mid, r_mid = lo + 2**j, r_lo * pw[j]
+            if p.markov_tail_pow(mid, r_mid) > target:
+                lo, r_lo = mid, r_mid
+    return lo + 1 + p.shift
 
 
-def series(spec: RNNSpec, *, fraction="0.01", dps: int = 50) -> Series:
-    """All closed-form series of ``spec`` at ``dps`` digits."""
+def series(spec: RNNSpec, *, fraction="0.01", dps: int = 50, guard_digits: int = 0) -> Series:
+    """All closed-form series of ``spec`` at ``dps`` digits (``+ guard_digits``, see :func:`total_weight`)."""
     return Series(
-        total=total_weight(spec, dps=dps),
-        mean_lag=mean_lag(spec, dps=dps),
+        total=total_weight(spec, dps=dps, guard_digits=guard_digits),
+        mean_lag=mean_lag(spec, dps=dps, guard_digits=guard_digits),
         peak_lag=peak_lag(spec, dps=dps),
         horizon=memory_horizon(spec, fraction, dps=dps),
         horizon_fraction=as_fraction(fraction, "fraction"),

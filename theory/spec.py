@@ -206,7 +206,7 @@ class RNNSpec:
         except OverflowError:
             out = math.inf
         if not math.isfinite(out):
-            raise SpecError(f"{name} = {_fraction_text(value)} does not fit in float64")
+            raise SpecError(f"{name} = {short_text(value)} does not fit in float64 (max 1.8e308)")
         return out
 
     def replace(self, **changes) -> "RNNSpec":
@@ -232,6 +232,20 @@ def replace_fields(obj, changes: Mapping[str, object]):
         raise SpecError(f"unknown field(s) {', '.join(sorted(unknown))}")
     values.update(changes)
     return type(obj)(**values)
+
+
+def short_text(v: Fraction, digits: int = 6) -> str:
+    """A readable text for a rational: its exact decimal if short, else ``digits`` significant digits
+    in scientific notation (``1e+400``, ``3.33333e-1``)."""
+    text = _fraction_text(v)
+    if len(text) <= 24:
+        return text
+    from decimal import localcontext
+
+    with localcontext() as dctx:
+        dctx.prec = digits
+        dctx.Emax, dctx.Emin = 10**9, -(10**9)
+        return str((Decimal(v.numerator) / Decimal(v.denominator)).normalize()).replace("E", "e")
 
 
 def _fraction_text(v: Fraction) -> str:

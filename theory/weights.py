@@ -33,6 +33,8 @@ __all__ = [
     "lag_weights",
     "nngp_lag_variances",
     "check_lags",
+    "check_guard_digits",
+    "MAX_GUARD_DIGITS",
 ]
 
 
@@ -47,6 +49,29 @@ class MarkovCoefficients(NamedTuple):
     a: Dict[str, Fraction]
     b: Dict[str, Fraction]
     d: "Fraction | None"
+
+
+#: Most guard digits a caller may add above a requested ``dps`` (see :func:`lag_weights`).
+MAX_GUARD_DIGITS = 100
+
+
+def check_guard_digits(guard_digits: int) -> int:
+    """Validate a number of guard digits (an integer in ``0..MAX_GUARD_DIGITS``)."""
+    if isinstance(guard_digits, bool) or not isinstance(guard_digits, int):
+        raise SpecError(f"guard_digits must be an integer, got {guard_digits!r}")
+    if not 0 <= guard_digits <= MAX_GUARD_DIGITS:
+        raise SpecError(f"guard_digits must be between 0 and {MAX_GUARD_DIGITS}, got {guard_digits}")
+    return guard_digits
+
+
+def _context(dps: int, interval: bool, guard_digits: int) -> Context:
+    """A context at ``dps + guard_digits`` digits: ``dps`` is checked against the documented
+    range (:func:`theory.precision.check_dps`), the guard digits separately."""
+    ctx = context(dps, interval)
+    extra = check_guard_digits(guard_digits)
+    if extra:
+        ctx.dps = dps + extra
+    return ctx
 
 
 def check_lags(lags: int) -> int:
@@ -126,17 +151,19 @@ def _lag_shares_ctx(spec: RNNSpec, lags: int, ctx: Context) -> Dict[str, List]:
     return {g: [+v for v in vals] for g, vals in shares.items()}
 
 
-def lag_shares(spec: RNNSpec, lags: int, *, dps: int = 50, interval: bool = False) -> Dict[str, List]:
+def lag_shares(spec: RNNSpec, lags: int, *, dps: int = 50, interval: bool = False,
+               guard_digits: int = 0) -> Dict[str, List]:
     """Per-group lag weights ``{"C": [...], "F": [...], "W": [...], "D": [...]}``.
 
     Values are mpmath numbers with ``dps`` digits (``interval=True``: rigorous
-    enclosures).  ``D`` is present only when the model has a D.
+    enclosures), or ``dps + guard_digits`` (see :func:`lag_weights`).  ``D`` is present
+    only when the model has a D.
 
     >>> s = lag_shares(RNNSpec(sigma_w="0.5"), 3, dps=15)
     >>> [str(v) for v in s["W"]]
     ['0.0', '0.25', '0.125']
     """
-    return _lag_shares_ctx(spec, lags, context(dps, interval))
+    return _lag_shares_ctx(spec, lags, _context(dps, interval, guard_digits))
 
 
 def _total(shares: Dict[str, List]) -> List:
@@ -144,15 +171,21 @@ def _total(shares: Dict[str, List]) -> List:
     return [sum((shares[g][l] for g in groups[1:]), shares[groups[0]][l]) for l in range(len(shares[groups[0]]))]
 
 
-def lag_weights(spec: RNNSpec, lags: int, *, dps: int = 50, interval: bool = False) -> List:
+def lag_weights(spec: RNNSpec, lags: int, *, dps: int = 50, interval: bool = False,
+                guard_digits: int = 0) -> List:
     """Lag weights ``beta_0 .. beta_(lags-1)`` (sum of the group shares).
 
     Example, metric "ntk", conv1, no D: ``beta_l = (l + 2) s_C^2 s_F^2 s_W^(2l)``.
 
+    ``guard_digits``: the values carry ``dps + guard_digits`` digits.  A caller that prints
+    them to ``dps`` decimals needs that margin to round once, correctly (rounding a
+    ``dps``-digit binary number to ``dps`` decimals double-rounds).  ``dps`` itself is
+    checked against ``theory.precision.MAX_DPS``, the guard digits are not.
+
     >>> [str(b) for b in lag_weights(RNNSpec(sigma_w="0.5"), 4, dps=15)]
     ['2.0', '0.75', '0.25', '0.078125']
     """
-    ctx = context(dps, interval)
+    ctx = _context(dps, interval, guard_digits)
     with guarded(ctx, 8):
         shares = _lag_shares_ctx(spec, lags, ctx)
         total = _total(shares)

@@ -81,10 +81,11 @@ def group_scales(spec: RNNSpec, n: int) -> Dict[str, float]:
     nx = spec.n_x
     if spec.metric == "ntk":
         raw = {
-            "W": spec.float64("sigma_w") ** 2 / n,
-            "F": spec.float64("sigma_f") ** 2 / nx,
-            "C": spec.float64("sigma_c") ** 2 / n,
-            "D": spec.float64("sigma_d") ** 2 / nx,
+            # x * x, not x ** 2: float64 overflow gives inf (reported below), not OverflowError
+            "W": spec.float64("sigma_w") * spec.float64("sigma_w") / n,
+            "F": spec.float64("sigma_f") * spec.float64("sigma_f") / nx,
+            "C": spec.float64("sigma_c") * spec.float64("sigma_c") / n,
+            "D": spec.float64("sigma_d") * spec.float64("sigma_d") / nx,
         }
     elif spec.metric == "variance":
         raw = {"W": 1.0 / n, "F": 1.0 / nx, "C": 1.0 / n, "D": 1.0 / nx}
@@ -93,7 +94,11 @@ def group_scales(spec: RNNSpec, n: int) -> Dict[str, float]:
     out = {g: raw[g] * spec.float64("lr_" + g.lower()) for g in spec.groups}
     bad = [g for g, v in out.items() if not np.isfinite(v)]
     if bad:
-        raise SpecError(f"the NTK scale of group(s) {', '.join(bad)} overflows float64 at width {n}")
+        from theory.spec import short_text
+
+        given = ", ".join(f"sigma_{g.lower()} = {short_text(spec.sigma(g))}" for g in bad)
+        raise SpecError(f"the NTK scale of group(s) {', '.join(bad)} overflows float64 at width {n} "
+                        f"(s_g^2 lr_g / fan-in with {given})")
     return out
 
 
@@ -328,10 +333,10 @@ def lag_weights_float64(spec: RNNSpec, lags: int, *, dps: int = 30) -> np.ndarra
 
     beta = np.array([float(b) for b in lag_weights(spec, lags, dps=dps)])
     if not np.all(np.isfinite(beta)):
-        raise SpecError(
-            f"lag weights overflow float64 (sigma_w = {spec.to_dict()['sigma_w']} with {lags} lags); "
-            "use fewer lags or the exact side (theory)"
-        )
+        from .validate import float64_spec
+
+        float64_spec(spec, lags, squares=False)  # raises, naming the field that overflows
+        raise SpecError(f"lag weights overflow float64 with {lags} lags; use fewer lags or the exact side (theory)")
     return beta
 
 

@@ -60,6 +60,7 @@ __all__ = [
     "exact_weights_cost",
     "diagonal_kernel_cost",
     "float64_spec",
+    "finite_lag_gram",
     "NpzArray",
     "npz_header",
     "load_npz",
@@ -330,7 +331,8 @@ def check_sweep(widths: Sequence[int], seeds: int, lags: int, n_x: int = 1, n_y:
     cflag = "--seeds" if int(seeds) * len(widths) >= int(bias_seeds) * len(bias_widths or ()) else "--bias-seeds"
     L, k, m = float(lags), float(n_x + n_y), float(n_x * n_y)
     parts = {wflag: 2.0 * wide * wide, "--lags": 2 * L * k * wide + 10 * (L * m) ** 2,
-             cflag: (int(seeds) * len(widths) + int(bias_seeds) * len(bias_widths or ())) * (2048.0 + 24 * L) / itemsize,
+             cflag: (int(seeds) * len(widths) + int(bias_seeds) * len(bias_widths or ()))
+             * (2048.0 + 24 * L) / itemsize,
              "--workers": (int(workers) - 1) * WORKER_BYTES / itemsize}
     if cost.bytes > memory_limit():
         flags = max(parts, key=lambda f: parts[f])
@@ -343,12 +345,15 @@ def check_sweep(widths: Sequence[int], seeds: int, lags: int, n_x: int = 1, n_y:
 
 def check_sweep_args(args, spec: RNNSpec) -> Cost:
     """The checks ``run`` and ``sweep`` make before drawing anything (``args`` from
-    :func:`verify.commands.sweep.add_sweep_arguments`): the size limits (:func:`check_sweep`)."""
+    :func:`verify.commands.sweep.add_sweep_arguments`): float64 range of the specification
+    (:func:`float64_spec`) and the size limits (:func:`check_sweep`)."""
     widths = tuple(int(n) for n in args.widths)
     bias_seeds = max(int(args.bias_seeds), 0)
     bias_widths: Tuple[int, ...] = ()
     if bias_seeds:
         bias_widths = tuple(sorted(widths)[:3]) if args.bias_widths is None else tuple(args.bias_widths)
+    if widths and int(args.lags) >= 1:
+        float64_spec(spec, int(args.lags), width=max(min(widths), 1))  # names the field that overflows
     return check_sweep(widths, max(int(args.seeds), 0), int(args.lags), spec.n_x, spec.n_y,
                        bias_widths=bias_widths, bias_seeds=bias_seeds, workers=max(int(args.workers), 1),
                        itemsize=4 if getattr(args, "dtype", "float64") == "float32" else 8)
@@ -407,16 +412,22 @@ def _log10(q: Fraction) -> float:
 
 
 def _scale_text(spec: RNNSpec, name: str) -> str:
-    return str(spec.to_dict()[name])
+    from theory.spec import short_text
+
+    v = getattr(spec, name)
+    return "none" if v is None else short_text(v)
 
 
-def float64_spec(spec: RNNSpec, lags: Optional[int] = None, *, width: Optional[int] = None) -> None:
+def float64_spec(spec: RNNSpec, lags: Optional[int] = None, *, width: Optional[int] = None,
+                 squares: bool = True) -> None:
     """Raise :class:`OutOfRange` naming the field when a float64 computation of ``spec`` would overflow.
 
     Checked: every scale and learning rate as a float64; the NTK factor of each group
     (:func:`verify.ntk.group_scales`: ``s_g^2 lr_g / fan-in`` for the ntk metric) at
     ``width``; the closed-form weights ``beta_l`` (``l < lags``), bounded by their two parts
-    ``a r^m`` and ``b m r^(m-1)`` (:func:`theory.weights.markov_coefficients`).
+    ``a r^m`` and ``b m r^(m-1)`` (:func:`theory.weights.markov_coefficients`).  With
+    ``squares`` (the comparisons of the finite-width side take Frobenius norms, sums of
+    ``(L n_x n_y)^2`` squared entries of size ``beta``), ``beta_l^2 (L n_x n_y)^2`` must fit too.
     """
     from theory.weights import markov_coefficients
 
@@ -461,24 +472,54 @@ def float64_spec(spec: RNNSpec, lags: Optional[int] = None, *, width: Optional[i
     if coef.d:
         worst = max(worst, (_log10(coef.d), 0, "D"))
     level, m, part = worst
-    if level + math.log10(2) <= LOG10_MAX:
+    top = LOG10_MAX - math.log10(2)
+    if squares:
+        top = (LOG10_MAX - 2 * math.log10(lags * spec.n_x * spec.n_y)) / 2 - 1
+    if level <= top:
         return
+    why = ("overflows float64 (max 1.8e308)" if level + math.log10(2) > LOG10_MAX else
+           f"is too large for the float64 comparison: the Frobenius norms square it (beta_l must stay below "
+           f"about 10^{top:.0f} here)")
     lag = m + (0 if spec.convention == "conv1" else 1)
     if part == "D":
-        raise OutOfRange(f"--sigma-d {_scale_text(spec, 'sigma_d')}: the lag-0 weight beta_0 = 10^{level:.1f} "
-                         "overflows float64 (max 1.8e308)")
+        raise OutOfRange(f"--sigma-d {_scale_text(spec, 'sigma_d')}: the lag-0 weight beta_0 = 10^{level:.1f} {why}")
     # which factor drives it: the power of r = s_W^2, or the coefficient (s_C, s_F, learning rates)
     coef_log = _log10(A if part == "A" else B)
-    if coef_log > LOG10_MAX - 1 or m == 0:
+    if coef_log > top - 1 or m == 0:
         big = [n for n in ("sigma_c", "sigma_f", "sigma_w", "lr_c", "lr_f", "lr_w")
                if getattr(spec, n) and _log10(getattr(spec, n)) > 0]
         big.sort(key=lambda n: -_log10(getattr(spec, n)))
         who = ", ".join(f"--{n.replace('_', '-')} {_scale_text(spec, n)}" for n in big[:2]) or "the scales"
-        raise OutOfRange(f"{who}: the closed-form lag weight beta_{lag} = 10^{level:.1f} overflows float64 "
-                         "(max 1.8e308); use smaller scales or the exact side (python -m verify weights)")
+        raise OutOfRange(f"{who}: the closed-form lag weight beta_{lag} = 10^{level:.1f} {why}; use smaller scales "
+                         "or the exact side (python -m verify weights)")
     raise OutOfRange(f"--sigma-w {_scale_text(spec, 'sigma_w')} with --lags {lags}: the closed-form lag weight "
-                     f"beta_{lag} = 10^{level:.1f} overflows float64 (max 1.8e308: the factor s_W^(2l) grows with "
-                     "the lag); use fewer lags or the exact side (python -m verify weights)")
+                     f"beta_{lag} = 10^{level:.1f} {why} (the factor s_W^(2l) grows with the lag); use fewer lags or "
+                     "the exact side (python -m verify weights)")
+
+
+def finite_lag_gram(shares: Dict[str, np.ndarray], where: str) -> None:
+    """Raise :class:`OutOfRange` naming the share and the first lag when a lag Gram is not finite.
+
+    ``shares``: group -> array ``(L, n_y, n_x, L, n_y, n_x)`` (:attr:`verify.ntk.LagGram.shares`).
+    Weights near the float64 limit make ``C W^l F`` (and the Gram of the Krylov vectors
+    ``W^l f_i``, ``(W^T)^l c_a``) overflow: the lag Gram is then NaN or infinite, never a result.
+    """
+    first: Optional[Tuple[int, str]] = None
+    for g, arr in shares.items():
+        a = np.asarray(arr, dtype=np.float64)
+        bad = ~np.isfinite(a.reshape(a.shape[0], -1)).all(axis=1)
+        if bad.any():
+            lag = int(np.argmax(bad))
+            first = min(first, (lag, g)) if first else (lag, g)
+    if first is None:
+        total = sum(np.asarray(v, dtype=np.float64) for v in shares.values())
+        if np.all(np.isfinite(total)):
+            return
+        first = (int(np.argmax(~np.isfinite(total.reshape(total.shape[0], -1)).all(axis=1))), "total")
+    lag, g = first
+    what = "the total" if g == "total" else f"the {g} share"
+    raise OutOfRange(f"{where}: the lag Gram overflows float64 ({what} is not finite from lag {lag} on: the products "
+                     "C W^l F of these weights exceed 1.8e308); use fewer --lags or rescale the weights")
 
 
 # ----------------------------------------------------------------------------- .npz inputs

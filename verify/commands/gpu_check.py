@@ -309,6 +309,7 @@ def run(args) -> int:
         raise UsageError(f"--seeds must be at least 2 (a seed mean with an interval), got {args.seeds}")
     widths = _widths(args.max_width, args.num_widths)
     spec = spec_from_args(args)
+    validate.float64_spec(spec, args.lags, width=min(widths))
     validate.check_sweep(widths, args.seeds + 1, args.lags, spec.n_x, spec.n_y,
                          itemsize=4 if args.dtype == "float32" else 8)  # the sweep plus one timed draw per width
     be = get_backend(args.backend, args.device, args.dtype, draws=args.draws)  # BackendError: one line, exit 2

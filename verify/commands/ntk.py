@@ -13,12 +13,14 @@ nesting) and the errors.
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
 from theory.spec import SpecError
 
 from .. import validate
+from ..errors import OutOfRange
 from ..cli import add_spec_arguments, spec_from_args
 from ..report_json import versioned
 
@@ -58,7 +60,11 @@ def compute(args) -> dict:
             raise SpecError(f"{flag} {given} does not match the network in {args.weights} ({name} = {have})")
         setattr(args, name, have)
     spec = spec_from_args(args)
-    theta = np.asarray(to_numpy(lag_gram(rnn, spec, args.lags).total), dtype=np.float64)
+    validate.float64_spec(spec, lags, width=rnn.n, squares=False)  # scales, NTK factors, closed form: float64
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below, with a clear message
+        gram = lag_gram(rnn, spec, lags)
+    validate.finite_lag_gram({g: to_numpy(v) for g, v in gram.shares.items()}, f"--weights {args.weights}")
+    theta = np.asarray(to_numpy(gram.total), dtype=np.float64)
     limit = limit_lag_gram(spec, args.lags)
     scalar = spec.n_x == 1 and spec.n_y == 1
     shape = (args.lags, args.lags) if scalar else theta.shape
@@ -73,9 +79,22 @@ def compute(args) -> dict:
         "limit": limit.reshape(shape),
     }
     try:
-        err = lag_gram_errors(theta, limit)
+        # the errors square the entries: scale both by one power of 2 (exact) so that large finite
+        # entries do not overflow the norms, unless that would flush the closed form to zero
+        top, lim_top = float(np.max(np.abs(theta))), float(np.max(np.abs(limit)))
+        scale = 1.0
+        if top > 1e150 and lim_top > 0 and lim_top * math.ldexp(1.0, -math.frexp(top)[1]) > 1e-150:
+            scale = math.ldexp(1.0, -math.frexp(top)[1])
+        with np.errstate(over="ignore", invalid="ignore"):
+            err = lag_gram_errors(theta * scale, limit * scale)
+        if not (math.isfinite(err["frob"]) and math.isfinite(err["offdiag"])):
+            raise OutOfRange(f"--weights {args.weights}: the lag Gram's entries reach {top:.3g}, so far from the closed "
+                             f"form (entries up to {lim_top:.3g}) that its relative errors overflow float64; "
+                             "rescale the weights or check the scales")
         out.update(relative_error=err["frob"], diag_relative_error=err["diag_rel"],
-                   diag_signed_error=err["diag_signed"], offdiag_relative_mass=err["offdiag"])
+                   diag_signed_error=np.asarray(err["diag_signed"]) / scale, offdiag_relative_mass=err["offdiag"])
+    except OutOfRange:
+        raise
     except SpecError as exc:  # a zero closed form: no relative error
         out.update(relative_error=None, note=str(exc))
     return _jsonable(out)

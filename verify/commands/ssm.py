@@ -29,7 +29,7 @@ from theory.weights import lag_weights
 from .. import validate
 from ..cli import arg_type
 from .. import output
-from ..errors import require
+from ..errors import BadInput, require
 from ..output import write_json
 from ..progress import progress
 from ..report_json import versioned
@@ -86,12 +86,43 @@ def run(args) -> int:
 
 # --------------------------------------------------------------------------- weights
 def spec_from_args(args) -> DiagonalSpec:
-    return DiagonalSpec(
+    spec = DiagonalSpec(
         r_min=args.r_min, r_max=args.r_max, max_phase=args.max_phase, scaling=args.scaling,
         tied_gamma=args.tied_gamma, sigma_b2=args.sigma_b2, sigma_c=args.sigma_c,
         sigma_d=_sigma_d(args.sigma_d), lr_b=args.lr_b, lr_c=args.lr_c, lr_gamma=args.lr_gamma,
         lr_nu=args.lr_nu, lr_theta=args.lr_theta, lr_d=args.lr_d,
     )
+    check_phase(spec, args.max_phase)
+    return spec
+
+
+def exceeds_two_pi(spec: DiagonalSpec) -> bool:
+    """Whether ``max_phase`` (radians, or a multiple of pi) is above ``2 pi``, decided exactly:
+    interval arithmetic encloses ``2 pi`` at rising precision until the rational ``max_phase``
+    (never equal to the irrational ``2 pi``) lies outside the enclosure."""
+    if spec.phase_in_pi:
+        return spec.max_phase > 2
+    q = spec.max_phase
+    from theory.precision import MAX_DPS, context
+
+    digits = 30
+    while True:
+        iv = context(digits, interval=True)
+        two_pi = 2 * iv.pi
+        x = iv.mpf(q.numerator) / q.denominator
+        if x.a > two_pi.b:
+            return True
+        if x.b < two_pi.a or digits >= MAX_DPS:
+            return False
+        digits = min(4 * digits, MAX_DPS)
+
+
+def check_phase(spec: DiagonalSpec, text) -> None:
+    """Refuse a maximum phase above ``2 pi``: phases live on the circle, and a uniform law on
+    ``[0, Phi]`` with ``Phi > 2 pi`` is not LRU's initialization (it would wrap unevenly)."""
+    if exceeds_two_pi(spec):
+        raise BadInput(f"--max-phase {text}: the maximum phase must be at most 2*pi = 6.283185307... radians "
+                       "(phases of eigenvalues lie on the circle; write multiples of pi exactly, e.g. 'pi/10', '2*pi')")
 
 
 def compute_weights(args) -> dict:

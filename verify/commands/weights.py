@@ -8,10 +8,11 @@ from mpmath import nstr
 from mpmath.libmp import to_rational
 
 from theory.series import series
-from theory.spec import SpecError
+from theory.spec import SpecError, as_fraction
 from theory.weights import lag_shares, lag_weights
 
 from .. import validate
+from ..errors import BadInput
 from ..cli import add_spec_arguments, arg_type, spec_from_args
 from ..report_json import versioned
 
@@ -35,11 +36,14 @@ def compute(args) -> dict:
     if args.interval:
         cost = cost + validate.exact_weights_cost(args.lags, dps, 0)
     validate.check_cost(cost, "--lags/--dps")
+    fraction = as_fraction(args.horizon_fraction, "--horizon-fraction")
+    if not 0 < fraction < 1:
+        raise BadInput(f"--horizon-fraction: fraction must be in (0, 1), got {args.horizon_fraction}")
     # Work GUARD_DPS digits above the request, so that each printed decimal is the
     # correctly rounded value (printing a dps-digit binary number to dps decimals
     # double-rounds: wrong last digit in about 2 % of values).
-    beta = lag_weights(spec, args.lags, dps=dps + GUARD_DPS)
-    shares = lag_shares(spec, args.lags, dps=dps + GUARD_DPS)
+    beta = lag_weights(spec, args.lags, dps=dps, guard_digits=GUARD_DPS)
+    shares = lag_shares(spec, args.lags, dps=dps, guard_digits=GUARD_DPS)
     out = {
         "spec": dict(spec.to_dict()),
         "dps": dps,
@@ -52,11 +56,9 @@ def compute(args) -> dict:
         # endpoints rounded outward so that the printed interval still encloses beta_l
         out["beta_interval"] = [[directed_str(v._mpi_[0], dps, ROUND_FLOOR),
                                  directed_str(v._mpi_[1], dps, ROUND_CEILING)] for v in enc]
-    try:
-        out["series"] = series(spec, fraction=args.horizon_fraction, dps=dps + GUARD_DPS).to_dict(dps)
+    try:  # the weights stand on their own: a series that does not exist is a note, not an error
+        out["series"] = series(spec, fraction=fraction, dps=dps, guard_digits=GUARD_DPS).to_dict(dps)
     except SpecError as exc:
-        if spec.sigma_w < 1:
-            raise
         out["series"] = None
         out["series_note"] = str(exc)
     return out
