@@ -126,7 +126,7 @@ def test_unwritable_out_fails_before_the_work(tmp_path, capsys):
     target = tmp_path / "a_file"
     target.write_text("")
     rc, out, err = _run(["run", "--widths", "16,32,64", "--seeds", "2", "--out", str(target)], capsys)
-    assert rc == 2 and "cannot create the folder" in err and out == ""
+    assert rc == 2 and "exists and is not a folder" in err and out == ""
 
 
 def test_bad_arguments_via_subprocess_no_traceback(tmp_path):

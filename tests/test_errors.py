@@ -5,6 +5,7 @@ error: exit 1, one line that says it is a bug and how to see the traceback.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -398,3 +399,137 @@ def test_scale_exponents_are_bounded_on_the_exact_side(capsys):
     # the largest allowed scales still run, exactly, in a second
     assert cli.main(["weights", "--sigma-w", "1e999", "--sigma-f", "1e-999", "--lags", "50", "--json"]) == 0
     assert capsys.readouterr().out.count("e+") > 10
+
+
+# ----------------------------------------------------------------------------- output rules
+FAST_SWEEP = ["--widths", "16,32,64", "--seeds", "2", "--lags", "3", "--bias-seeds", "0", "--no-figures", "--quiet"]
+
+
+def _tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_existing_report_is_not_replaced_without_force(tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert cli.main(["run", *FAST_SWEEP, "--out", str(out)]) in (0, 1)
+    first = (out / "report.json").read_bytes()
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert cli.main(["run", *FAST_SWEEP, "--base-seed", "7", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "report.json exists" in err and "--force" in err
+    assert (out / "report.json").read_bytes() == first
+    assert cli.main(["run", *FAST_SWEEP, "--base-seed", "7", "--out", str(out), "--force"]) in (0, 1)
+    assert (out / "report.json").read_bytes() != first  # replaced, atomically
+    assert json.loads((out / "report.json").read_text())["base_seed"] == 7
+    assert (out / "notes.txt").read_text() == "mine"  # other files are left alone
+    assert _tree(out) == ["notes.txt", "report.json"]  # no staging folder left behind
+
+
+def test_a_new_report_folder_appears_in_one_step(tmp_path, capsys):
+    """A new --out (with missing parents) is created by renaming the staged folder: mode 0o777 & ~umask."""
+    out = tmp_path / "a" / "b" / "rep"
+    assert cli.main(["sweep", *FAST_SWEEP, "--out", str(out)]) in (0, 1)
+    assert _tree(tmp_path) == ["a", "a/b", "a/b/rep", "a/b/rep/report.json"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (out.stat().st_mode & 0o777) == (0o777 & ~mask)
+
+
+@pytest.mark.parametrize("command", ["run", "reproduce", "ssm"])
+def test_failure_during_the_work_leaves_nothing(command, tmp_path, capsys, monkeypatch):
+    """The work raises after the output was prepared: exit 1, and neither a partial file nor an empty folder."""
+    import verify.experiments as ex
+    import verify.sweep as vs
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated failure in the middle of the work")
+
+    if command == "run":
+        monkeypatch.setattr(vs, "sweep", boom)
+        argv = ["run", *FAST_SWEEP]
+    elif command == "reproduce":
+        pytest.importorskip("matplotlib")
+        monkeypatch.setattr(ex, "synthetic", boom)  # after the training experiment has run
+        from verify.commands import reproduce
+
+        monkeypatch.setattr(reproduce, "QUICK", dict(reproduce.QUICK, widths=[8], seeds={8: [0]}))
+        argv = ["reproduce", "--quick"]
+    else:
+        pytest.importorskip("matplotlib")
+        from verify.commands import ssm
+
+        monkeypatch.setattr(ssm, "_figure", boom)  # after ssm_compare.json was written
+        argv = ["ssm", "compare", "--lags", "4", "--train-lags", "3", "--train-sequences", "1", "--max-lag", "8"]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "old.txt").write_text("x")
+    for out in ("new/rep", "keep"):
+        assert cli.main(argv + ["--out", out]) == 1
+        assert "internal error (a bug): RuntimeError: simulated failure" in capsys.readouterr().err
+        assert _tree(tmp_path) == ["keep", "keep/old.txt"]
+
+
+def test_missing_matplotlib_is_found_before_the_work(tmp_path, capsys, monkeypatch):
+    import verify.experiments as ex
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setattr(ex, "training_vs_theory", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["reproduce", "--out", "r", "--quick"]) == 2
+    assert cli.main(["ssm", "compare", "--out", "c"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all("needs matplotlib" in e and "[plot]" in e for e in err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_figures_warning_comes_before_the_work(tmp_path, capsys, monkeypatch):
+    """run/sweep draw figures optionally: without matplotlib one warning, printed before any draw."""
+    import verify.sweep as vs
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    seen = []
+    real = vs.sweep
+
+    def spy(*a, **k):
+        seen.append(capsys.readouterr().err)
+        return real(*a, **k)
+
+    monkeypatch.setattr(vs, "sweep", spy)
+    rc = cli.main(["sweep", "--widths", "16,32,64", "--seeds", "2", "--lags", "3", "--bias-seeds", "0", "--quiet",
+                   "--out", str(tmp_path / "o")])
+    assert rc in (0, 1) and "matplotlib is not installed" in seen[0]
+    assert _tree(tmp_path / "o") == ["report.json"]
+
+
+def test_reproduce_empty_out_is_refused(tmp_path, capsys, monkeypatch):
+    """--out "" used to write into the current folder."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["reproduce", "--out", ""]) == 2
+    assert "--out: expected a path, got an empty string" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_unit(tmp_path):
+    from verify import output
+
+    o = output.prepare(tmp_path / "x", ("a.txt", "b.txt"))
+    assert o.staging.parent == tmp_path and o.staging.name.startswith(".x.partial-")
+    o.path("a.txt").write_text("A")
+    with pytest.raises(ValueError):
+        o.path("c.txt")
+    assert o.commit() == [tmp_path / "x" / "a.txt"] and _tree(tmp_path) == ["x", "x/a.txt"]
+    with pytest.raises(OutputExists):
+        output.prepare(tmp_path / "x", ("a.txt",))
+    (tmp_path / "x" / "b.txt").write_text("stale")
+    with output.report_folder(tmp_path / "x", ("a.txt", "b.txt"), force=True) as o:
+        o.path("a.txt").write_text("A2")
+        assert o.staging.parent == tmp_path / "x"
+    assert _tree(tmp_path) == ["x", "x/a.txt"]  # the stale b.txt of the replaced report is gone
+    with pytest.raises(KeyError):
+        with output.report_folder(tmp_path / "y", ("a.txt",)) as o:
+            o.path("a.txt").write_text("never")
+            raise KeyError("boom")
+    assert _tree(tmp_path) == ["x", "x/a.txt"] and (tmp_path / "x" / "a.txt").read_text() == "A2"
+    assert output.write_json(tmp_path / "n.json", {"a": float("nan"), "b": [1.5, float("inf")]}).read_text() == \
+        '{\n "a": null,\n "b": [\n  1.5,\n  null\n ]\n}\n'

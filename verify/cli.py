@@ -165,7 +165,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args = parser.parse_args(argv)
             if not hasattr(args, "_run"):
                 raise UsageError(f"python -m verify: unknown command {argv[0]!r}")
-            return int(args._run(args) or 0)
+            try:
+                return int(args._run(args) or 0)
+            finally:  # outputs prepared but not committed belong to a failed command: remove them
+                from .output import discard_pending
+
+                discard_pending()
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_BAD_INPUT)
     except BrokenPipeError:  # e.g. `python -m verify ntk --json | head`

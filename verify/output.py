@@ -18,10 +18,12 @@ moves are renames).  Only a killed process (SIGKILL, power loss) can leave one b
 """
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +32,12 @@ from typing import Any, Iterator, List, Optional, Sequence
 from . import validate
 from .errors import BadInput, OutputExists
 
-__all__ = ["Outputs", "prepare", "report_folder", "write_json", "STAGING_PREFIX"]
+__all__ = ["Outputs", "prepare", "report_folder", "write_json", "discard_pending", "figures_available",
+           "SWEEP_FILES", "STAGING_PREFIX"]
+
+#: The files of a ``run``/``sweep`` report folder (verify/figures.py draws the three figures).
+SWEEP_FILES = ("report.json", "beta.png", "rate.png", "bias.png")
+_PENDING: List["Outputs"] = []
 
 STAGING_PREFIX = "."
 STAGING_TAG = ".partial-"
@@ -61,6 +68,7 @@ class Outputs:
         self.existed = existed
         self.force = force
         self.done = False
+        _PENDING.append(self)
 
     def path(self, name: str) -> Path:
         """Where the work writes file ``name`` (inside the staging folder)."""
@@ -90,14 +98,19 @@ class Outputs:
                 elif self.force and dest.is_file():
                     dest.unlink()  # a stale file of the replaced report
             shutil.rmtree(self.staging, ignore_errors=True)
-        self.done = True
+        self._finish()
         return [self.target / n for n in made]
+
+    def _finish(self) -> None:
+        self.done = True
+        if self in _PENDING:
+            _PENDING.remove(self)
 
     def discard(self) -> None:
         """Remove the staging folder and everything in it (the target is untouched)."""
         if not self.done:
             shutil.rmtree(self.staging, ignore_errors=True)
-            self.done = True
+            self._finish()
 
 
 def prepare(out, names: Sequence[str], *, force: bool = False, flag: str = "--out") -> Outputs:
@@ -157,6 +170,27 @@ def _strict(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_strict(v) for v in obj]
     return obj
+
+
+def discard_pending() -> None:
+    """Discard every prepared output not yet committed (:func:`verify.cli.main` calls this when a
+    command ends, so a command that fails between :func:`prepare` and ``commit`` leaves nothing)."""
+    for outputs in list(_PENDING):
+        outputs.discard()
+
+
+atexit.register(discard_pending)
+
+
+def figures_available(purpose: str = "figures") -> bool:
+    """Whether matplotlib is importable; if not, say so once on standard error (before the work)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print(f"warning: matplotlib is not installed; no {purpose} will be written "
+              "(pip install 'rnn-implicit-bias[plot]')", file=sys.stderr)
+        return False
+    return True
 
 
 def write_json(path: Path, obj: Any, *, indent: Optional[int] = 1) -> Path:

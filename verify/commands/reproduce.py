@@ -7,14 +7,15 @@ impulse response to the weighted minimum-norm solution).
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
 from .. import experiments as ex
-from ..errors import BadInput
+from .. import output
+from ..errors import require
+from ..output import write_json
 from ..report_json import versioned
 
 FULL = dict(widths=[64, 128, 256, 512, 1024, 2048],
@@ -28,17 +29,31 @@ QUICK = dict(widths=[64, 256, 1024], seeds={64: range(4), 256: range(4), 1024: r
              gd_sigmas=["0.8"], real_width=256, real_max_steps=3000)
 
 
+FILES = ("summary.json", "training.png", "synthetic.png", "sunspots.png")
+
+
 def add_arguments(p) -> None:
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--quick", action="store_true", help="smaller sweep (under 3 minutes on 2 cores)")
+    p.add_argument("--force", action="store_true", help="replace an existing report in --out")
 
 
 def run(args) -> int:
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BadInput(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    require("matplotlib", "reproduce (its figures)", "plot")  # before minutes of work, not after
+    with output.report_folder(args.out, FILES, force=args.force) as outputs:
+        summary, train = _run_into(args, outputs.staging)
+    timings = summary["timings"]
+    print(f"reproduce ({summary['mode']}): {timings['total_s']:.0f} s; wrote {outputs.final('summary.json')}, "
+          "training.png, synthetic.png, sunspots.png")
+    print(f"{'width':>6} {'seeds':>5} {'dist to weighted min-norm':>26} {'dist to unweighted':>19} {'RNN-SCM test gap':>17}")
+    for r in train["per_width"]:
+        print(f"{r['width']:>6} {r['seeds']:>5} {r['dist_weighted_mean']:>15.4f} (max {r['dist_weighted_max']:.4f})"
+              f" {r['dist_unweighted_mean']:>19.4f} {r['test_gap_mean']:>17.4f}")
+    return 0
+
+
+def _run_into(args, out: Path):
+    """The three experiments; every file written into ``out`` (the staging folder)."""
     cfg = QUICK if args.quick else FULL
     t0 = time.perf_counter()
     timings = {}
@@ -67,16 +82,10 @@ def run(args) -> int:
         train_vs_theory=train_vs_theory,
         training=train, synthetic=synth, real_data=real, timings=timings,
     )
-    (out / "summary.json").write_text(json.dumps(versioned(summary), indent=1))
+    write_json(out / "summary.json", versioned(summary))
     from . import _reproduce_plots as plots
 
     plots.training_figure(train, out / "training.png")
     plots.synthetic_figure(synth, out / "synthetic.png")
     plots.real_figure(real, out / "sunspots.png")
-    print(f"reproduce ({summary['mode']}): {timings['total_s']:.0f} s; wrote {out}/summary.json, training.png, "
-          "synthetic.png, sunspots.png")
-    print(f"{'width':>6} {'seeds':>5} {'dist to weighted min-norm':>26} {'dist to unweighted':>19} {'RNN-SCM test gap':>17}")
-    for r in train["per_width"]:
-        print(f"{r['width']:>6} {r['seeds']:>5} {r['dist_weighted_mean']:>15.4f} (max {r['dist_weighted_max']:.4f})"
-              f" {r['dist_unweighted_mean']:>19.4f} {r['test_gap_mean']:>17.4f}")
-    return 0
+    return summary, train

@@ -91,6 +91,7 @@ def add_sweep_arguments(p, *, out_default: Optional[str]) -> None:
                    help=("folder for report.json and figures" +
                          (f" (default {out_default})" if out_default else " (default: write nothing)")))
     o.add_argument("--no-figures", action="store_true", help="do not draw PNG figures")
+    o.add_argument("--force", action="store_true", help="replace an existing report in --out (docs/errors.md)")
     o.add_argument("--quiet", action="store_true", help="no table or progress bar; one summary line")
 
 
@@ -132,12 +133,12 @@ def execute(args, *, command: str) -> int:
     from ..executors import executor_options, open_executor
 
     where = executor_options(args, device=args.device)  # --workers/--dask, checked before the work
-    out = Path(args.out) if args.out else None
-    if out is not None:  # fail before the work, not after it
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"--out {args.out}: cannot create the folder ({exc.strerror})") from None
+    from ..output import SWEEP_FILES, figures_available, prepare, write_json
+
+    # checked before the work; files are staged and moved into place at the end (verify/output.py)
+    outputs = None if args.out is None else prepare(args.out, SWEEP_FILES, force=args.force)
+    args.no_figures = args.no_figures or (outputs is not None and not figures_available())
+    out = None if outputs is None else outputs.staging
     t0 = time.perf_counter()
     with open_executor(where) as executor:  # closes the pool or the Dask client and cluster, also on errors
         result = sweep(plan, compute=compute, executor=executor,
@@ -152,11 +153,11 @@ def execute(args, *, command: str) -> int:
         if not args.no_figures:
             from ..figures import write_figures
 
-            figures = [str(f) for f in write_figures(result, out)]
+            figures = [str(outputs.final(f.name)) for f in write_figures(result, out)]
         report["figures"] = figures
         report["timings"]["total_seconds"] = time.perf_counter() - t0
-        with open(out / "report.json", "w") as fh:
-            json.dump(report, fh, indent=1)
+        write_json(out / "report.json", report)
+        outputs.commit()
     else:
         report["timings"]["total_seconds"] = time.perf_counter() - t0
     if getattr(args, "json", False):
