@@ -20,7 +20,7 @@ from scipy import stats
 from theory import RNNSpec
 from theory.finite_width import mean_lag_gram
 from verify import __version__
-from verify.check import check_folder, scan_folder
+from verify.check import check_folder, heavy_tail_warnings, scan_folder
 from verify.cli import main
 from verify.exact import contrast_weights, predict
 from verify.rnn import LinearRNN, init_rnn, save_rnn
@@ -86,6 +86,8 @@ def test_accepts_correctly_drawn_networks(folders, capsys):
     assert rep["networks"]["by_width"] == {"64": 64, "256": 64}
     assert abs(rep["z_uniform"]) < rep["critical"]["uniform"]
     assert rep["max_abs_z_entry"] < rep["critical"]["entry"]
+    # n = 64 with 16 lags is in the heavy-tailed regime on its own (m^2/n = 3.5); n = 256 is not
+    assert [w.split(":")[0] for w in rep["warnings"]] == ["width 64"]
 
 
 def _uniform_power(rep: dict, delta_by_width: Dict[int, float]) -> float:
@@ -289,17 +291,17 @@ def test_library_entry_point(tmp_path):
 
 
 # ----------------------------------------------------------------------------- measured rates
-def _rejections(drawn: RNNSpec, counts: Dict[int, int], reps: int, tag: int) -> int:
+def _rejections(drawn: RNNSpec, counts: Dict[int, int], reps: int, tag: int, lags: int = LAGS) -> int:
     """How many of ``reps`` fresh folders (drawn in memory: the same lag Grams and test as the
     command, without the files) the check rejects; seeds ``[2021, tag, r]``."""
     from verify.exact import exact_test
     from verify.ntk import lag_gram
 
-    pred = predict(CLAIM, LAGS, list(counts))
+    pred = predict(CLAIM, lags, list(counts))
     rejected = 0
     for r in range(reps):
         rng = np.random.default_rng([2021, tag, r])
-        samples = {n: np.stack([np.asarray(lag_gram(init_rnn(drawn, n, seed=rng), CLAIM, LAGS).total)
+        samples = {n: np.stack([np.asarray(lag_gram(init_rnn(drawn, n, seed=rng), CLAIM, lags).total)
                                 for _ in range(S)]) for n, S in counts.items()}
         rejected += not exact_test(pred, samples).consistent
     return rejected
@@ -325,3 +327,29 @@ def test_rejection_rates(name, drawn, counts, reps, at_least, at_most):
     k = _rejections(drawn, counts, reps, tag=sum(map(ord, name)))
     print(f"\n{name}, networks per width {counts}: {k} / {reps} rejected")
     assert at_least <= k <= at_most
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n, lags, flagged, at_least, at_most", [
+    # flagged (m^2/n = 7.0): measured 25.5 % (docs/check.md); if so, P(X < 60 of 400) = 1.3e-7
+    (32, 16, True, 60, 400),
+    # not flagged (m^2/n = 1.8): at most 11 of 400 when the rate is <= 1 %: P(X >= 12) <= 8.5e-4
+    (128, 16, False, 0, 11),
+])
+def test_false_failures_by_width(n, lags, flagged, at_least, at_most):
+    """One width, 64 correct networks: the heavy-tail rule of :func:`verify.check.heavy_tail_warnings`."""
+    assert bool(heavy_tail_warnings(CLAIM, lags, [n])) == flagged
+    k = _rejections(CLAIM, {n: 64}, 400, tag=n, lags=lags)
+    print(f"\none width n = {n}, {lags} lags, 64 correct networks: {k} / 400 rejected")
+    assert at_least <= k <= at_most
+
+
+def test_heavy_tail_warnings():
+    # m = L - 1 (conv1) or L - 2 (conv2); a width is flagged exactly when m^2 > 2 n
+    assert heavy_tail_warnings(CLAIM, 9, [32]) == ()  # 64 = 2 * 32
+    (line,) = heavy_tail_warnings(CLAIM, 10, [32, 64])  # 81 > 64; 81 <= 128
+    assert line.startswith("width 32:") and "--lags 9 or fewer" in line
+    conv2 = RNNSpec(sigma_w="0.9", convention="conv2")
+    assert heavy_tail_warnings(conv2, 10, [32]) == ()  # m = 8
+    assert "--lags 10 or fewer" in heavy_tail_warnings(conv2, 11, [32])[0]
+    assert [w.split(":")[0] for w in heavy_tail_warnings(CLAIM, 16, [64, 256])] == ["width 64"]

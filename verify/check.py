@@ -23,6 +23,7 @@ before any array is loaded.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Mapping, Sequence, Tuple, Union
@@ -43,6 +44,8 @@ __all__ = [
     "common_dims",
     "group_by_width",
     "exact_mean_cost",
+    "heavy_tail_warnings",
+    "HEAVY_TAIL_RATIO",
     "check_files",
     "check_folder",
 ]
@@ -75,6 +78,7 @@ class CheckResult:
     alpha: float
     files: Mapping[int, Tuple[str, ...]]
     test: ExactTest
+    warnings: Tuple[str, ...] = ()
 
     @property
     def verdict(self) -> str:
@@ -108,6 +112,7 @@ class CheckResult:
                 "files": {str(n): list(self.files[n]) for n in widths},
             },
             max_abs_z_entry_by_width=list(self.max_abs_z_by_width()),
+            warnings=list(self.warnings),
         )
         return jsonable(out)
 
@@ -191,16 +196,56 @@ def group_by_width(files: Sequence[NetworkFile]) -> Dict[int, Tuple[NetworkFile,
     return {n: tuple(groups[n]) for n in sorted(groups)}
 
 
+#: A width ``n`` is flagged when ``m^2 > HEAVY_TAIL_RATIO * n``, ``m`` the largest Markov index.
+HEAVY_TAIL_RATIO = 2.0
+
+
+def heavy_tail_warnings(spec: RNNSpec, lags: int, widths: Sequence[int]) -> Tuple[str, ...]:
+    """One warning per width at which the test's false-failure probability exceeds ``alpha``.
+
+    The long-lag entries of the lag Gram are heavy-tailed when ``m^2`` is not small against
+    ``n`` (``m`` the Markov index: relative fluctuations ``sqrt(4 m / 3 n)`` and mean
+    corrections ``(m^2/n)^2 / 24``, docs/theory.md, section "Finite width: exact moments of
+    the lag Gram"); then the seed means are far from normal and the t statistics reject
+    correct networks.  False-failure rates of the test at one width, 64 networks, s_W = 0.9,
+    alpha = 1 %, 200 repetitions each (docs/check.md):
+
+    ======  =========  =========  =========  ==========
+    m^2/n   L=4        L=8        L=12       L=16
+    ======  =========  =========  =========  ==========
+    n=8     1.1: 2 %   6.1: 15 %  15: 60 %   28: 84 %
+    n=16    0.6: 1 %   3.1: 6 %   7.6: 35 %  14: 70 %
+    n=32    0.3: 0 %   1.5: 0.5 % 3.8: 5.5 % 7.0: 25.5 %
+    n=64    0.1: 0.5 % 0.8: 0.5 % 1.9: 1.5 % 3.5: 5 %
+    n=128   0.1: 0 %   0.4: 0 %   0.9: 0 %   1.8: 0 %
+    ======  =========  =========  =========  ==========
+
+    so a width is flagged when ``m^2 > 2 n``.
+    """
+    m = lags - 1 if spec.convention == "conv1" else lags - 2
+    out = []
+    for n in sorted(widths):
+        if m * m > HEAVY_TAIL_RATIO * n:
+            fit = 1 + math.isqrt(int(HEAVY_TAIL_RATIO * n)) + (0 if spec.convention == "conv1" else 1)
+            out.append(f"width {n}: with {lags} lags the longest-lag entries are heavy-tailed at this width "
+                       f"(m^2/n = {m * m / n:.2g} > {HEAVY_TAIL_RATIO:g}, m = {m} the largest Markov index), so the "
+                       f"false-failure probability at this width exceeds alpha (measured with 64 networks at 16 lags: "
+                       f"5 % at n = 64, 25.5 % at n = 32); use --lags {fit} or fewer, or wider networks (docs/check.md)")
+    return tuple(out)
+
+
 def exact_mean_cost(lags: int, widths: int) -> validate.Cost:
     """The exact mean and leading covariance of the lag Gram (:func:`verify.exact.predict`).
 
-    Time: measured 0.017 s, 0.16 s, 1.4 s and 15 s at 4, 8, 12 and 16 lags (one core,
-    the Wick engine with an empty memo), about a factor 1.78 per lag:
-    ``0.017 * 1.78^(L - 4)`` seconds.  Memory: the engine's memo, taken as 1 KB per
-    second of work, plus ``widths`` float64 means of ``L^2`` entries.
+    Time model ``0.017 * 1.78^(L - 4)`` seconds, an upper estimate: measured (one core) 0.017,
+    0.16, 1.4 and 15 s at 4, 8, 12 and 16 lags with the Wick engine alone; with the shipped
+    table of trace means 1.0, 2.0 and 5.1 s at 12, 16 and 20 lags, and more than 500 s at 22
+    lags, past the table (the model says 560 s).  Memory model ``3e7 * 1.45^(L - 16)`` bytes
+    (measured above the interpreter: 7, 30 and 86 MB at 12, 16 and 20 lags) plus ``widths``
+    float64 means of ``L^2`` entries.
     """
-    sec = 0.017 * 1.78 ** max(lags - 4, 0)
-    mem = 1e3 * sec + 8.0 * widths * lags * lags
+    sec = 0.017 * math.exp(min(max(lags - 4, 0) * math.log(1.78), 690.0))  # capped below float64 overflow
+    mem = 3e7 * math.exp(min((lags - 16) * math.log(1.45), 690.0)) + 8.0 * widths * lags * lags
     return validate.Cost(mem, sec, f"the exact finite-width mean with {lags} lags")
 
 
@@ -243,12 +288,12 @@ def check_files(files: Sequence[NetworkFile], spec: RNNSpec, *, lags: int = DEFA
     groups = group_by_width(files)
     for n in groups:
         validate.float64_spec(spec, lags, width=n)
-    validate.check_cost(_cost(groups, lags, spec.n_x, spec.n_y), f"{folder or 'DIR'}/--lags")
+    validate.check_cost(_cost(groups, lags, spec.n_x, spec.n_y), f"--lags {lags} on the networks in {folder or 'DIR'}")
     samples = {n: _lag_grams(fs, spec, lags) for n, fs in groups.items()}
     pred = predict(spec, lags, list(groups))
     test = exact_test(pred, samples, alpha=alpha)
     names = {n: tuple(f.name for f in fs) for n, fs in groups.items()}
-    return CheckResult(folder, spec, lags, alpha, names, test)
+    return CheckResult(folder, spec, lags, alpha, names, test, heavy_tail_warnings(spec, lags, list(groups)))
 
 
 def check_folder(folder: Union[str, Path], spec: RNNSpec, *, lags: int = DEFAULT_LAGS,

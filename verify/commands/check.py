@@ -65,13 +65,17 @@ def print_table(res: CheckResult) -> None:
           f"   (alpha/2 each; entries Bonferroni)")
     for line in t.deterministic_failures:
         print(f"deterministic entry off: {line}")
+    for line in res.warnings:
+        print(f"warning: {line}")
     rel = ">" if t.consistent else "<="
     print(f"\nverdict: {t.verdict} (p = {t.p_value:.4g} {rel} alpha = {res.alpha:g})")
     md = t.min_detectable
     single = md["single_beta"]
+    per_lag = [v for v in single["per_lag"] if v != float("inf")]
+    worst_lag = single["per_lag"].index(max(per_lag)) if per_lag else None
     print(f"power {100 * md['power']:g} %: a uniform error of beta of {_pct(md['uniform_beta'])} or more is detected; "
           f"an error at a single lag of {_pct(single['best'])} (lag {single['best_lag']}) to "
-          f"{_pct(single['worst'])}")
+          f"{_pct(single['worst'])} (lag {worst_lag})")
     for note in t.notes:
         print(f"note: {note}")
 
