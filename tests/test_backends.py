@@ -411,7 +411,7 @@ def test_gpu_check_runs_the_property_tests(tmp_path):
     import time
     from argparse import Namespace
 
-    from verify.commands.gpu_check import run_pytest
+    from verify.gpu_check import run_pytest
 
     args = Namespace(device="cpu", pytest_k="bad_backend_device_or_dtype")
     res = run_pytest(args, time.perf_counter() + 120, tmp_path, files=["test_backends.py"])

@@ -113,3 +113,20 @@ def test_phase_above_two_pi_is_refused(phase, ok, capsys):
     assert rc == (0 if ok else 2), err
     if not ok:
         assert err.count("\n") == 1 and "at most 2*pi" in err
+
+
+def test_compare_is_library_code_that_writes_nothing(tmp_path, monkeypatch):
+    """verify.ssm_compare computes; the command only writes. 1 % lags by hand: dense s_W = 0.8,
+    beta_l / beta_0 = (l + 2) 0.64^l / 2 first <= 0.01 at l = 16 (18 * 0.64^16 / 2 = 0.0071,
+    17 * 0.64^15 / 2 = 0.0107)."""
+    from verify.errors import BadInput
+    from verify.ssm_compare import CompareOptions, compare
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BadInput, match="--train-sequences must be smaller"):
+        compare(CompareOptions(train_lags=8, train_sequences=8))
+    res = compare(CompareOptions(lags=6, train_lags=None, max_lag=60, dps=15, progress=False))
+    assert list(tmp_path.iterdir()) == []
+    lag = {m["name"]: m["one_percent_lag"] for m in res.summary["models"]}
+    assert lag["dense RNN s_W=0.8"] == 16 and res.teachers == {} and "fits" not in res.summary["models"][0]
+    assert 18 * 0.64**16 / 2 <= 0.01 < 17 * 0.64**15 / 2

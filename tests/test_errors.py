@@ -457,9 +457,9 @@ def test_failure_during_the_work_leaves_nothing(command, tmp_path, capsys, monke
         argv = ["reproduce", "--quick"]
     else:
         pytest.importorskip("matplotlib")
-        from verify.commands import ssm
+        import verify.ssm_compare as sc
 
-        monkeypatch.setattr(ssm, "_figure", boom)  # after ssm_compare.json was written
+        monkeypatch.setattr(sc, "write_figure", boom)  # after ssm_compare.json was written
         argv = ["ssm", "compare", "--lags", "4", "--train-lags", "3", "--train-sequences", "1", "--max-lag", "8"]
     monkeypatch.chdir(tmp_path)
     (tmp_path / "keep").mkdir()
