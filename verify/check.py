@@ -229,8 +229,9 @@ def heavy_tail_warnings(spec: RNNSpec, lags: int, widths: Sequence[int]) -> Tupl
             fit = 1 + math.isqrt(int(HEAVY_TAIL_RATIO * n)) + (0 if spec.convention == "conv1" else 1)
             out.append(f"width {n}: with {lags} lags the longest-lag entries are heavy-tailed at this width "
                        f"(m^2/n = {m * m / n:.2g} > {HEAVY_TAIL_RATIO:g}, m = {m} the largest Markov index), so the "
-                       f"false-failure probability at this width exceeds alpha (measured with 64 networks at 16 lags: "
-                       f"5 % at n = 64, 25.5 % at n = 32); use --lags {fit} or fewer, or wider networks (docs/check.md)")
+                       f"false-failure probability at this width exceeds alpha (measured with 64 networks at 16 "
+                       f"lags: 5 % at n = 64, 25.5 % at n = 32); use --lags {fit} or fewer, or wider networks "
+                       "(docs/check.md)")
     return tuple(out)
 
 
