@@ -178,3 +178,50 @@ def test_kernel_predictor_is_converged_scm():
     f_k = kernel_predictor(spec, X, y, Xs, L0=L0)[:, 0]
     # slowest mode shrunk by 1e-12; cond ~ 20 and O(1) data: 1e-9 absolute is a bound with slack
     assert np.max(np.abs(f_scm - f_k)) < 1e-9
+
+
+def _skewed_case(metric, group, monkeypatch):
+    """A spec with D, the reference NTK, and group_scales made 1 % wrong in ``group``; returns
+    (rnn, spec, X, reference, structured NTK under the wrong factors)."""
+    import verify.ntk as vn
+    from verify.reference import reference_ntk
+
+    spec = RNNSpec(sigma_w="0.9", sigma_f="1.3", sigma_c="0.7", sigma_d="0.5", n_x=2, n_y=2, metric=metric,
+                   lr_w="0.5", lr_c="2")
+    rnn = init_rnn(spec, 6, seed=3)
+    X = np.random.default_rng(4).standard_normal((2, 4, 2))
+    ref = reference_ntk(rnn, spec, X)
+    assert _rel(vn.empirical_ntk(rnn, spec, X), ref) < 1e-10
+    real = vn.group_scales
+    monkeypatch.setattr(vn, "group_scales", lambda s, n: {g: v * (1.01 if g == group else 1.0)
+                                                          for g, v in real(s, n).items()})
+    return rnn, spec, X, ref, vn.empirical_ntk(rnn, spec, X)
+
+
+def _rel(a, b) -> float:
+    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(np.asarray(b)))
+
+
+@pytest.mark.parametrize("metric", ["ntk", "variance", "standard"])
+@pytest.mark.parametrize("group", ["W", "F", "C", "D"])
+def test_bptt_reference_does_not_share_the_metric_factors(metric, group, monkeypatch):
+    """The BPTT reference writes each metric's factors itself: a 1 % error in one factor of
+    verify.ntk.group_scales moves the structured NTK (by ~1e-2 of that group's share, far above the
+    1e-10 of the identity tests) but not the reference."""
+    from verify.reference import reference_ntk
+
+    rnn, spec, X, ref, wrong = _skewed_case(metric, group, monkeypatch)
+    assert _rel(wrong, ref) > 1e-6
+    assert _rel(reference_ntk(rnn, spec, X), ref) == 0.0
+
+
+@pytest.mark.parametrize("metric", ["ntk", "variance", "standard"])
+@pytest.mark.parametrize("group", ["W", "F", "C", "D"])
+def test_autodiff_reference_does_not_share_the_metric_factors(metric, group, monkeypatch):
+    """The same for torch.func's NTK: it keeps agreeing with the BPTT reference, not with the wrong factors."""
+    pytest.importorskip("torch")
+    from verify.autodiff import jacobian_ntk
+
+    rnn, spec, X, ref, wrong = _skewed_case(metric, group, monkeypatch)
+    ad = jacobian_ntk(rnn, spec, X)
+    assert _rel(ad, ref) < 1e-10 and _rel(wrong, ad) > 1e-6

@@ -15,10 +15,10 @@ respect to the *tilde* variables of ``spec.metric``.
 
 Metric scaling.  Every metric writes each group as a linear map of its tilde,
 ``G = r_G G~``, and the NTK in the tildes is ``sum_G r_G^2 <dy/dG, dy'/dG>``
-times the group's learning-rate multiplier.  :func:`verify.ntk.group_scales`
-returns exactly that factor ``s_G = r_G^2 * lr_G`` (for the "standard" metric,
-``1/n``: the NTK divided by n).  Here each group is re-parametrized around the
-network's current value as ``G(delta) = G + sqrt(s_G) * delta_G`` and
+times the group's learning-rate multiplier: the factor ``s_G = r_G^2 * lr_G`` (for the
+"standard" metric, ``1/n``: the NTK divided by n), which :func:`_tilde_roots` writes again
+from the definitions, independently of :func:`verify.ntk.group_scales` that it checks.
+Here each group is re-parametrized around the network's current value as ``G(delta) = G + sqrt(s_G) * delta_G`` and
 differentiated at ``delta = 0``, so ``dy/d delta_G = sqrt(s_G) dy/dG`` and the
 plain Euclidean Gram of the delta-Jacobians is the metric's NTK, learning
 rates included.  Frozen groups (``s_G = 0``) are left out of the parameters.
@@ -49,7 +49,6 @@ import numpy as np
 from theory.spec import RNNSpec, SpecError
 
 from .backend import to_numpy
-from .ntk import group_scales
 from .rnn import LinearRNN, check_batch
 
 __all__ = ["jacobian_ntk", "ntk_vector_products_ntk"]
@@ -80,10 +79,28 @@ def _setup(rnn: LinearRNN, spec: RNNSpec, X, Xp, device):
     base = {"W": t(rnn.W), "F": t(rnn.F), "C": t(rnn.C)}
     if rnn.D is not None:
         base["D"] = t(rnn.D)
-    scales = group_scales(spec, rnn.n)
-    roots = {g: math.sqrt(s) for g, s in scales.items() if s > 0}
+    roots = {g: r for g, r in _tilde_roots(spec, base).items() if r > 0}
     deltas = {g: torch.zeros_like(base[g]) for g in roots}
     return torch, base, roots, deltas, t(X), t(Xp)
+
+
+def _tilde_roots(spec: RNNSpec, base: Dict) -> Dict[str, float]:
+    """``sqrt(lr_G) r_G`` with ``G = r_G G~``, from the definition of each metric (deliberately not
+    :func:`verify.ntk.group_scales`, which this module cross-checks): for a group of fan-in ``k``
+    (its number of columns), ntk: ``r_G = s_G / sqrt k``; variance: ``r_G = 1 / sqrt k``;
+    standard (raw gradients, NTK divided by the width ``n``): ``1 / sqrt n``."""
+    n = int(base["W"].shape[0])
+    out = {}
+    for g, G in base.items():
+        k = int(G.shape[1])
+        if spec.metric == "ntk":
+            r = float(getattr(spec, "sigma_" + g.lower())) / math.sqrt(k)
+        elif spec.metric == "variance":
+            r = 1.0 / math.sqrt(k)
+        else:
+            r = 1.0 / math.sqrt(n)
+        out[g] = r * math.sqrt(float(getattr(spec, "lr_" + g.lower())))
+    return out
 
 
 def _forward_fn(base: Dict, roots: Dict[str, float], convention: str):

@@ -20,7 +20,6 @@ import numpy as np
 from theory.spec import RNNSpec
 
 from .backend import to_numpy
-from .ntk import group_scales
 from .rnn import LinearRNN, check_batch
 
 __all__ = ["output_gradients", "reference_ntk"]
@@ -80,6 +79,35 @@ def output_gradients(rnn: LinearRNN, X, convention: str) -> Dict[str, np.ndarray
     return {"W": gW, "F": gF, "C": gC, "D": gD}
 
 
+def metric_factors(rnn: LinearRNN, spec: RNNSpec) -> Dict[str, float]:
+    """Factor of each group's raw gradient Gram in the metric's NTK, from the metric's definition.
+
+    Written here on purpose, not taken from :func:`verify.ntk.group_scales` (which this
+    reference checks).  A group ``G`` of fan-in ``k`` (its number of columns) is, in the
+    tilde variables: ntk: ``G = (s_G / sqrt k) G~``; variance: ``G = G~ / sqrt k``; so
+    ``dy/dG~ = r_G dy/dG`` and the factor is ``r_G^2 = s_G^2 / k`` or ``1 / k``.  Standard:
+    the raw gradients, with the NTK divided by the width ``n``: ``1 / n``.  Each factor is
+    multiplied by the group's learning rate, in exact rationals, and rounded once.
+    """
+    from fractions import Fraction
+
+    from theory.spec import SpecError
+
+    n = int(np.shape(to_numpy(rnn.W))[0])
+    out = {}
+    for g, G in (("W", rnn.W), ("F", rnn.F), ("C", rnn.C), ("D", rnn.D)):
+        if G is None:
+            continue
+        k = int(np.shape(to_numpy(G))[1])
+        sigma = getattr(spec, "sigma_" + g.lower())
+        factor = {"ntk": Fraction(sigma) ** 2 / k, "variance": Fraction(1, k)}.get(spec.metric, Fraction(1, n))
+        try:
+            out[g] = float(factor * getattr(spec, "lr_" + g.lower()))
+        except OverflowError:
+            raise SpecError(f"the NTK factor of group {g} overflows float64") from None
+    return out
+
+
 def reference_ntk(rnn: LinearRNN, spec: RNNSpec, X, Xp=None, *, shares: bool = False):
     """NTK ``(B, T, n_y, B', T', n_y)`` from explicit BPTT gradients.
 
@@ -89,7 +117,7 @@ def reference_ntk(rnn: LinearRNN, spec: RNNSpec, X, Xp=None, *, shares: bool = F
     Xp = X if Xp is None else Xp
     g1 = output_gradients(rnn, X, spec.convention)
     g2 = g1 if Xp is X else output_gradients(rnn, Xp, spec.convention)
-    scales = group_scales(spec, rnn.n)
+    scales = metric_factors(rnn, spec)
     B, T, ny = g1["W"].shape[:3]
     Bp, Tp = g2["W"].shape[:2]
     out = {}
