@@ -341,3 +341,20 @@ def test_executor_options_sizes_and_names():
     assert ExecutorOptions(dask="tcp://h:1").describe() == "Dask scheduler at tcp://h:1"
     with open_executor(ExecutorOptions()) as ex:
         assert ex is None  # serial: nothing to start or close
+
+
+@needs_dask
+def test_cli_check_dask_local_equals_serial(tmp_path, capsys):
+    """``check DIR``: one lag-Gram task per network file; the report on the cluster equals the serial one."""
+    from verify.rnn import init_rnn, save_rnn
+
+    spec = RNNSpec(sigma_w="0.9")
+    for n in (8, 16):
+        for s in range(4):
+            save_rnn(init_rnn(spec, n, seed=100 * n + s), tmp_path / f"net_n{n}_s{s}.npz")
+    argv = ["check", str(tmp_path), "--sigma-w", "0.9", "--lags", "3", "--json"]
+    rc, out, err = _cli(argv, capsys)
+    assert rc in (0, 1), err
+    rc2, out2, err2 = _cli(argv + ["--dask", "local", "--workers", "2"], capsys)
+    assert rc2 == rc and err2 == "", err2
+    assert _numbers(json.loads(out2)) == _numbers(json.loads(out))

@@ -261,26 +261,48 @@ def _cost(groups: Mapping[int, Sequence[NetworkFile]], lags: int, n_x: int, n_y:
     return work + exact_mean_cost(lags, len(groups))
 
 
-def _lag_grams(files: Sequence[NetworkFile], spec: RNNSpec, lags: int) -> np.ndarray:
-    """The lag Grams of ``files``, shape ``(S, L, n_y, n_x, L, n_y, n_x)``, loaded one at a time."""
+@dataclass(frozen=True)
+class GramTask:
+    """One network's lag Gram, as a picklable task: the file's path (not its weights), spec, lags."""
+
+    path: Path
+    spec: RNNSpec
+    lags: int
+
+
+def file_lag_gram(task: GramTask) -> np.ndarray:
+    """The lag Gram ``(L, n_y, n_x, L, n_y, n_x)`` (float64) of the network in ``task.path``.
+
+    Top level and pure, so any executor can run it (the file must be readable where it runs)."""
     from .ntk import lag_gram
     from .rnn import load_rnn
 
+    rnn = load_rnn(task.path)
+    gram = np.asarray(lag_gram(rnn, task.spec, task.lags).total, dtype=np.float64)
+    if not np.all(np.isfinite(gram)):
+        raise BadInput(f"{task.path}: the lag Gram overflows float64 (the weights are too large for "
+                       f"{task.lags} lags)")
+    return gram
+
+
+def _lag_grams(files: Sequence[NetworkFile], spec: RNNSpec, lags: int, executor=None) -> np.ndarray:
+    """The lag Grams of ``files``, shape ``(S, L, n_y, n_x, L, n_y, n_x)``, loaded one at a time per
+    process (serially, or one :func:`file_lag_gram` task per file on ``executor``)."""
+    from .executors import ordered_map
+
     out = np.empty((len(files), lags, spec.n_y, spec.n_x, lags, spec.n_y, spec.n_x))
-    for s, f in enumerate(files):
-        rnn = load_rnn(f.path)
-        gram = np.asarray(lag_gram(rnn, spec, lags).total, dtype=np.float64)
-        if not np.all(np.isfinite(gram)):
-            raise BadInput(f"{f.path}: the lag Gram overflows float64 (the weights are too large for "
-                           f"{lags} lags)")
+    tasks = [GramTask(f.path, spec, lags) for f in files]
+    for s, gram in enumerate(ordered_map(file_lag_gram, tasks, executor=executor, desc="check", progress=False)):
         out[s] = gram
-        del rnn
     return out
 
 
 def check_files(files: Sequence[NetworkFile], spec: RNNSpec, *, lags: int = DEFAULT_LAGS,
-                alpha: float = DEFAULT_ALPHA, folder: str = "") -> CheckResult:
-    """Run the exact finite-width test on the networks ``files`` (from :func:`scan_folder`)."""
+                alpha: float = DEFAULT_ALPHA, folder: str = "", executor=None) -> CheckResult:
+    """Run the exact finite-width test on the networks ``files`` (from :func:`scan_folder`).
+
+    ``executor``: any ``concurrent.futures.Executor`` computes the lag Grams (one task per file,
+    :func:`file_lag_gram`; the same numbers as serially), or ``None`` for serial."""
     lags = validate.lags(lags)
     alpha = validate.number(alpha, "alpha", minimum=0.0, maximum=1.0, open_minimum=True, open_maximum=True)
     if not files:
@@ -290,7 +312,7 @@ def check_files(files: Sequence[NetworkFile], spec: RNNSpec, *, lags: int = DEFA
     for n in groups:
         validate.float64_spec(spec, lags, width=n)
     validate.check_cost(_cost(groups, lags, spec.n_x, spec.n_y), f"--lags {lags} on the networks in {folder or 'DIR'}")
-    samples = {n: _lag_grams(fs, spec, lags) for n, fs in groups.items()}
+    samples = {n: _lag_grams(fs, spec, lags, executor) for n, fs in groups.items()}
     pred = predict(spec, lags, list(groups))
     test = exact_test(pred, samples, alpha=alpha)
     names = {n: tuple(f.name for f in fs) for n, fs in groups.items()}
@@ -298,6 +320,6 @@ def check_files(files: Sequence[NetworkFile], spec: RNNSpec, *, lags: int = DEFA
 
 
 def check_folder(folder: Union[str, Path], spec: RNNSpec, *, lags: int = DEFAULT_LAGS,
-                 alpha: float = DEFAULT_ALPHA) -> CheckResult:
+                 alpha: float = DEFAULT_ALPHA, executor=None) -> CheckResult:
     """:func:`check_files` on every ``*.npz`` network directly in ``folder``."""
-    return check_files(scan_folder(folder), spec, lags=lags, alpha=alpha, folder=str(folder))
+    return check_files(scan_folder(folder), spec, lags=lags, alpha=alpha, folder=str(folder), executor=executor)

@@ -29,6 +29,9 @@ def add_arguments(p) -> None:
     p.add_argument("--alpha", type=arg_type(_alpha, "--alpha"), default=DEFAULT_ALPHA,
                    help=f"false-failure probability of the test (default {DEFAULT_ALPHA})")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    from ..executors import add_executor_arguments
+
+    add_executor_arguments(p)  # --workers N, --dask ADDRESS: where the lag Grams are computed (verify/executors.py)
 
 
 def compute(args) -> CheckResult:
@@ -41,7 +44,11 @@ def compute(args) -> CheckResult:
             raise BadInput(f"{flag} {given} does not match the networks in {args.folder} ({name} = {have})")
         setattr(args, name, have)
     spec = spec_from_args(args)
-    return check_files(files, spec, lags=args.lags, alpha=args.alpha, folder=str(args.folder))
+    from ..executors import executor_options, open_executor
+
+    where = executor_options(args)  # --workers/--dask, checked before the work
+    with open_executor(where) as executor:  # closed also on errors and KeyboardInterrupt
+        return check_files(files, spec, lags=args.lags, alpha=args.alpha, folder=str(args.folder), executor=executor)
 
 
 def _pct(x) -> str:
