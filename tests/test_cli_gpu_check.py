@@ -85,7 +85,8 @@ def test_command_writes_the_report(tmp_path, capsys):
     rc = main(["gpu-check", "--device", "cpu", "--backend", "torch", "--max-width", "64", "--num-widths", "3",
                "--seeds", "2", "--lags", "4", "--sigma-w", "0.5", "--no-pytest", "--out", str(out)])
     rep = json.loads((out / "gpu_check.json").read_text())
-    assert rc == (0 if rep["status"] == "passed" else 1)
+    # every draw is seeded: the small sweep's verdict is deterministic ("consistent"), so all checks pass
+    assert rc == 0 and rep["status"] == "passed" and all(c["passed"] for c in rep["checks"].values())
     assert rep["properties"]["status"] == "passed" and sorted(p.name for p in out.iterdir()) == [
         "gpu_check.json", "gpu_check.md"]
     assert "wrote" in capsys.readouterr().out
