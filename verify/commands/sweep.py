@@ -73,7 +73,7 @@ def add_sweep_arguments(p, *, out_default: Optional[str]) -> None:
     g.add_argument("--slope-model", choices=SLOPE_MODELS, default="corrected",
                    help="corrected: log e = a + p log n + c/n (default); plain: log e = a + p log n")
     g.add_argument("--bias-seeds", type=int, default=DEFAULT_BIAS_SEEDS,
-                   help=("seeds 0..B-1 of the bias probe at --bias-widths (the O(1/n) bias is resolved only "
+                   help=("seeds 0..B-1 of the bias probe at --bias-widths (the finite-width bias is resolved only "
                          f"with many seeds; 0 = use the sweep's own draws; default {DEFAULT_BIAS_SEEDS})"))
     g.add_argument("--bias-widths", type=_int_list, default=None,
                    help="widths of the bias probe (default: the three smallest widths)")
@@ -175,7 +175,12 @@ def execute(args, *, command: str) -> int:
 def summary_line(result) -> str:
     lo, hi = result.slope.interval
     b = result.band
-    return (f"verdict: {result.verdict}; slope {result.slope.slope:.3f} [{lo:.3f}, {hi:.3f}] "
+    exact = ""
+    if result.exact is not None:
+        md = result.exact.min_detectable
+        exact = (f"exact test p = {result.exact.p_value:.3g}, detects a uniform beta error of "
+                 f"{100 * md['uniform_beta']:.2g} % (power {md['power']:g}); ")
+    return (f"verdict: {result.verdict}; {exact}slope {result.slope.slope:.3f} [{lo:.3f}, {hi:.3f}] "
             f"({100 * result.confidence:g}%); error at n={b.width}: {b.observed:.4g} "
             f"(band [{b.lower:.4g}, {b.upper:.4g}])")
 
@@ -196,13 +201,20 @@ def format_result(result) -> str:
     from ..sweep import t_interval
 
     om, oh = t_interval(result.offdiag, result.confidence, axis=1)
+    rms = np.sqrt(np.mean(result.frob ** 2, axis=1))
+    pred = result.predicted_error
     head = (f"{'width':>6}  {'rel. Frobenius error (mean +- ' + pct + ')':>34}  {'geo. mean':>9}  "
-            f"{'sqrt(n)*mean':>12}  {'off-diag mass':>13}  {'s/draw':>7}")
+            f"{'sqrt(n)*mean':>12}  {'RMS':>8}  {'exact RMS':>9}  {'off-diag mass':>13}  {'s/draw':>7}")
     lines += [head, "-" * len(head)]
     for k, n in enumerate(result.widths):
         secs = np.nanmean(result.seconds[k]) if result.seconds is not None else float("nan")
+        exact_rms = f"{pred[k]:>9.5f}" if pred is not None else f"{'-':>9}"
         lines.append(f"{n:>6}  {fm[k]:>22.5f} +- {fh[k]:<8.5f}  {gm[k]:>9.5f}  {fm[k] * np.sqrt(n):>12.3f}  "
-                     f"{om[k]:>13.5f}  {secs:>7.3f}")
+                     f"{rms[k]:>8.5f}  {exact_rms}  {om[k]:>13.5f}  {secs:>7.3f}")
+    if pred is not None:
+        lines.append("  exact RMS: sqrt(E ||Theta_n - Theta_inf||_F^2) / ||Theta_inf||_F from the exact mean and the exact "
+                     "leading (1/n) variance: a prediction, not a fit;\n  its 1/n^2 variance terms, left out, matter "
+                     "below n ~ L^2 (docs/theory.md, section 'The error law, predicted')")
     f = result.slope
     lines.append("")
     lines.append(f"Exponent p of e ~ n^p (theory -1/2), OLS on per-seed log errors, {pct} t intervals:")
@@ -224,21 +236,46 @@ def format_result(result) -> str:
     bw, bs = result.bias_source()
     src = f"bias probe, {bs} seeds per width" if result.has_probe else f"the sweep's {bs} seeds per width"
     lines.append(f"Bias ({src}): n * seed-mean (Theta_n[l,l] - beta_l)/beta_l +- n * {pct} half-width;")
-    lines.append("  an O(1/n) bias gives the same value in every width column (up to O(1/n^2) terms at small n and "
-                 "long lags);")
-    lines.append("  informational, not a rule")
-    hdr = f"{'lag':>4}  {'beta_l':>9}  " + "  ".join(f"{'n=' + str(n):>14}" for n in bw)
+    lines.append("  [in brackets: the exact finite-width mean's value, n (E Theta_n[l,l]/beta_l - 1); the diagonal "
+                 "bias is O(1/n^2) for the metrics ntk and variance]; information, not a rule")
+    ex = result.exact_bias_table()
+    hdr = f"{'lag':>4}  {'beta_l':>9}  " + "  ".join(f"{'n=' + str(n):>23}" for n in bw)
     lines += [hdr, "-" * len(hdr)]
     for l in range(result.lags):
-        cells = "  ".join(_pm(bt[k, l], bh[k, l]) for k in range(len(bw)))
+        cells = "  ".join(_pm(bt[k, l], bh[k, l]) + f" [{ex[k, l]:>6.1f}]" for k in range(len(bw)))
         lines.append(f"{l:>4}  {result.beta[l]:>9.4g}  {cells}")
+    if result.exact is not None:
+        lines.append("")
+        lines += format_exact(result.exact)
     lines.append("")
-    lines.append("Rules:")
+    lines.append("Rules: (decisive rules decide the verdict; the others are information)")
     for r in result.rules:
-        lines.append(f"  [{'pass' if r.passed else 'FAIL'}] {r.name}: {r.statement}: {r.detail}")
-    lines.append(f"Verdict: {result.verdict} (false-failure probability <= {2 * (1 - result.confidence):.2g} "
-                 "when the theorem holds)")
+        tag = "" if r.decisive else " (information)"
+        lines.append(f"  [{'pass' if r.passed else 'FAIL'}] {r.name}{tag}: {r.statement}: {r.detail}")
+    level = (1 - result.confidence) if result.exact is not None else 2 * (1 - result.confidence)
+    lines.append(f"Verdict: {result.verdict} (false-failure probability <= {level:.2g} when the theorem holds)")
+    if result.exact is not None:
+        md = result.exact.min_detectable
+        sb = md["single_beta"]
+        lines.append(f"Power: this run detects, with probability {md['power']:g}, a uniform error in beta of "
+                     f"{100 * md['uniform_beta']:.2g} % and an error in a single beta_l of {100 * sb['best']:.2g} % "
+                     f"(lag {sb['best_lag']}; {100 * sb['worst']:.2g} % at the least sensitive lag)")
     return "\n".join(lines)
+
+
+def format_exact(test) -> list:
+    """The exact test per width: draws, uniform-contrast z, largest |z| over entries."""
+    lines = [f"Exact test: seed means of the lag Gram against the exact finite-width means "
+             f"(alpha = {test.alpha:g}; docs/theory.md, section 'Finite width: exact moments of the lag Gram')"]
+    head = f"{'width':>6}  {'draws':>6}  {'z uniform':>9}  {'max |z| entry':>13}"
+    lines += [head, "-" * len(head)]
+    for k, (n, S) in enumerate(zip(test.widths, test.seeds)):
+        zmax = float(np.max(np.abs(test.z_entries_widths[k]))) if test.z_entries_widths.size else 0.0
+        lines.append(f"{n:>6}  {S:>6}  {test.z_uniform_widths[k]:>+9.2f}  {zmax:>13.2f}")
+    zmax = float(np.max(np.abs(test.z_entries))) if test.z_entries.size else 0.0
+    lines.append(f"{'all':>6}  {sum(test.seeds):>6}  {test.z_uniform:>+9.2f}  {zmax:>13.2f}   "
+                 f"(critical {test.critical['uniform']:.2f} and {test.critical['entry']:.2f}; p = {test.p_value:.3g})")
+    return lines
 
 
 def _pm(m: float, h: float) -> str:
