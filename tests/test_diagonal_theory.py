@@ -139,6 +139,8 @@ def test_sum_of_K0_diagonal_telescopes(spec, L, dps):
 def test_full_circle_makes_all_but_theta_diagonal():
     spec = DiagonalSpec(r_min="0.5", r_max="0.95", max_phase="2pi", sigma_d=None)
     K = lag_kernel(spec, 6, dps=30)
+    # c0(m) = sin(m Phi)/(m Phi) vanishes exactly at Phi = 2 pi; the computed entries are rounding
+    # (30 digits, terms of size <= kappa = 1): 10^-28 leaves two digits for it
     for g in ("B", "C", "gamma", "nu"):
         off = max(abs(K.shares[g][l][lp]) for l in range(6) for lp in range(6) if l != lp)
         assert off < context(30).mpf(10) ** -28, g
@@ -166,11 +168,16 @@ def test_kernel_is_symmetric_psd_and_diagonal_consistent(spec, tied, lru):
     K = lag_kernel(spec, 6, dps=20)
     A = np.array([[float(v) for v in row] for row in K.total])
     assert np.array_equal(A, A.T)
-    # float64 eigenvalues of an exactly PSD matrix: errors <= ~ T eps ||A||
+    # The exact kernel is PSD.  Rounding it to float64 perturbs it by ||E||_2 <= T eps max|A|, and
+    # eigvalsh is backward stable (eigenvalues of A + E' with ||E'||_2 <= c T eps ||A||_2, Golub & Van
+    # Loan 8.4), so by Weyl the smallest computed eigenvalue is >= -(1 + c T) T eps max|A| (||A||_2 <=
+    # T max|A|).  T = 6, eps = 2.2e-16: -1e-13 max|A| allows c up to 12.
     assert np.linalg.eigvalsh(A).min() >= -1e-13 * np.abs(A).max()
     d = lag_kernel_diagonal(spec, list(range(6)), dps=20)
     ctx = context(20)
     for l in range(6):
+        # two 20-digit evaluations of one number (the library controls cancellation): each within
+        # ~10^-19 of it; 10^-17 leaves two digits for the accumulated rounding of a few dozen operations
         assert abs(d[l] - K.total[l][l]) <= ctx.mpf(10) ** -17 * (1 + abs(d[l]))
 
 
@@ -194,16 +201,30 @@ def test_spec_validation_messages():
 
 
 def test_known_values_from_the_spec_note():
-    """Numbers quoted in diagonal.md (r in [0.9, 0.999], Phi = pi/10): readout-only weight ratio
-    lag 100 / lag 0 = 5.3e-3; the ntk theta-share plateau ~ kappa Phi^2 / (3 (s1 - s0))."""
+    """Numbers quoted in docs/diagonal.md (r in [0.9, 0.999], Phi = pi/10), checked against the exact
+    rational integrals they come from (computed here with Fractions, not with theory.diagonal):
+
+    * readout-only weight ratio lag 100 / lag 0 = P0(200)/P0(0) = int (1-s) s^100 ds / int (1-s) ds over
+      s = r^2 in [0.81, 0.998001]; quoted as 5.3e-3, which must be its 2-digit rounding;
+    * the ntk theta share on the diagonal is kappa c2(0) l^2 P0(2l) with c2(0) = E[phi^2] = Phi^2/3, so
+      over the "plateau" kappa Phi^2 / (3 (s1 - s0)) it is l^2 [F(s1) - F(s0)], F(s) = s^(l+1)/(l+1) -
+      s^(l+2)/(l+2): below l^2/((l+1)(l+2)) < 1 for every l (F(s) <= F(1)), and equal to that exact
+      rational within float64 rounding.
+    """
+    s0, s1 = Fraction(81, 100), Fraction(998001, 1000000)
+    F = lambda s, p: s ** (p + 1) / (p + 1) - s ** (p + 2) / (p + 2)
+    ratio = (F(s1, 100) - F(s0, 100)) / (F(s1, 0) - F(s0, 0))
+    assert abs(ratio - Fraction(53, 10000)) <= Fraction(5, 100000)  # 5.3e-3 is the 2-digit rounding
     spec = DiagonalSpec(r_min="0.9", r_max="0.999", max_phase="pi/10", scaling="lru")
     d = lag_kernel_diagonal(spec, [0, 100], dps=20)
-    assert abs(float(d[1] / d[0]) - 5.3e-3) < 0.05e-3
+    assert abs(float(d[1] / d[0]) - float(ratio)) <= 1e-15 * float(ratio)
     ntk = DiagonalSpec(r_min="0.9", r_max="0.999", max_phase="pi/10", lr_b=0, lr_c=0, lr_gamma=0, lr_nu=0,
                        lr_d=0)
-    plateau = (np.pi / 10) ** 2 / (3 * (0.999**2 - 0.81))
-    th = [float(v) for v in lag_kernel_diagonal(ntk, [30, 100], dps=20)]
-    assert all(0.8 * plateau < v < 1.0 * plateau for v in th)  # l^2 P0(2l) rises to the plateau from below
+    plateau = float(ntk.kappa) * (np.pi / 10) ** 2 / (3 * float(s1 - s0))
+    for l, v in zip((30, 100), lag_kernel_diagonal(ntk, [30, 100], dps=20)):
+        exact_ratio = l * l * (F(s1, l) - F(s0, l))
+        assert exact_ratio < Fraction(l * l, (l + 1) * (l + 2)) < 1  # rises to the plateau from below
+        assert abs(float(v) / plateau - float(exact_ratio)) <= 1e-14  # float64 rounding of both sides
 
 
 # --------------------------------------------------------------------------- S4D
@@ -212,6 +233,7 @@ def test_s4d_lin_geometric_diagonal_and_periodic_offdiagonal():
     K = s4d_c_share("lin", 20, state_size=16, dt=dt, dps=30)
     ctx = context(30)
     e = ctx.exp(-exact(ctx, dt))
+    # 30-digit values, ratios of two of them: rounding ~10^-30 each; 10^-27 leaves three digits
     for l in range(19):  # beta_(l+1) / beta_l = |lambda|^2 = e^(-dt)
         assert abs(K[l + 1][l + 1] / K[l][l] - e) < ctx.mpf(10) ** -27
     # K(l, l') e^(dt (l + l')/2) depends on m = l - l' only, with period 2/dt = 8
@@ -229,9 +251,14 @@ def test_s4d_lin_geometric_diagonal_and_periodic_offdiagonal():
 def test_s4d_real_is_not_geometric_and_inv_is():
     Kr = s4d_c_share("real", 6, state_size=8, dt="0.1", dps=20)
     ratios = [float(Kr[l + 1][l + 1] / Kr[l][l]) for l in range(5)]
-    assert max(ratios) - min(ratios) > 1e-3  # a sum of several geometric sequences
+    # a sum of several geometric sequences (one rate per mode): the ratio drifts from a weighted mean
+    # of the rates toward the slowest one (measured 0.637 .. 0.739).  Any spread above the rounding of
+    # the float conversions (2e-16) shows it; 1e-3 is a wide margin below the measured 0.10.
+    assert max(ratios) - min(ratios) > 1e-3
     Ki = s4d_c_share("inv", 6, state_size=8, dt="0.1", dps=20)
     ratios = [float(Ki[l + 1][l + 1] / Ki[l][l]) for l in range(5)]
+    # exactly geometric: the float64 ratios differ only by their rounding (<= 2^-53 each, ratios < 1),
+    # and numpy's exp is within one ulp: both below 2.3e-16 < 1e-15
     assert max(ratios) - min(ratios) < 1e-15 and abs(ratios[0] - np.exp(-0.1)) < 1e-15
     with pytest.raises(SpecError, match="kind"):
         s4d_c_share("hippo", 4)
@@ -272,6 +299,10 @@ def test_implicit_bias_solution_fits_is_optimal_and_power():
     # power: another interpolant (add a null-space direction of X) violates the optimality condition
     null = np.linalg.svd(np.array(X))[2][-1]
     L_bad = [a + 1e-3 * float(v) for a, v in zip(L, null)]
+    # Power: the interpolant moved by 1e-3 along a null direction of X violates the Lagrange condition
+    # by ~1e-3 times how much Theta^-1 amplifies that direction (up to cond = 7.9e11 here; the relative
+    # residual measures 0.75).  The correct interpolant is bounded by cond * 1e-28 = 8e-17 above;
+    # 1e-8 sits eight decades from each, so neither check can pass by the other's accident.
     assert _solution_kkt_residual(K, X, L_bad, [ctx.mpf(v) for v in L0], 30) > 1e-8
 
 

@@ -79,9 +79,13 @@ def test_standard_metric(spec, lags, dps):
 
 @given(specs(metric="ntk", lr=None), st.integers(2, 40), dpss)
 def test_ntk_w_share_over_c_share_is_m(spec, lags, dps):
-    """ntk: W appears m times in C W^m F, each occurrence carrying the same product of variances."""
-    assume(spec.sigma_c and spec.sigma_f and spec.sigma_w)
+    """ntk: W appears m times in C W^m F, each occurrence carrying the same product of variances.
+
+    The strategies draw every scale from [0.05, 2] (``sig_w``, ``sig``), so the C share is never
+    zero and the relation is tested with a nonzero right-hand side at every lag.
+    """
     sh = lag_shares(spec, lags, dps=dps)
+    assert all(v > 0 for v in sh["C"][0 if spec.convention == "conv1" else 1:])
     shift = 0 if spec.convention == "conv1" else 1
     for l in range(shift, lags):
         m = l - shift

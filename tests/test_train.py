@@ -149,6 +149,36 @@ def test_rnn_gd_fits_and_prefers_weighted_solution():
         assert dw < du
 
 
+def _distances(width: int, seeds):
+    spec, X, Phi, y = _setting()
+    out = []
+    for seed in seeds:
+        rnn = init_rnn(spec, width, seed=seed)
+        plan = plan_gd(spec, X, rnn=rnn, tol=1e-6)
+        res = train_rnn(rnn, spec, X, y, eta=plan.eta, steps=plan.steps, show_progress=False)
+        L0 = np.asarray(impulse_response(rnn, 10))
+        L = np.asarray(impulse_response(res.model, 10))
+        out.append((relative_distance(L, weighted_min_norm(spec, Phi, y, L0=L0).to_float(), L0),
+                    relative_distance(L, unweighted_min_norm(Phi, y, L0=L0).to_float(), L0)))
+    return np.array(out)
+
+
+def test_training_claim_carried_to_width_128():
+    """The README's claim (distance < 0.1 to the weighted min-norm solution at width 1024, checked with
+    --run-slow below) in the default suite, at width 128 where it costs a few seconds.
+
+    The trained network leaves the kernel regime by O(n^-1/2) (the NTK fluctuates by O(n^-1/2) at
+    initialization and moves by O(n^-1/2) during training), so the distance scales like n^-1/2 (the
+    README's table: sqrt(n) x distance = 2.6, 2.2, 2.0, 1.25 at n = 64, 256, 512, 1024, not growing).
+    The claim carried to n = 128 by that rate: mean distance over seeds 0-3 below
+    0.1 sqrt(1024 / 128) = 0.28, and below the mean distance to the unweighted solution.  Seeded, so
+    deterministic; measured 0.148 (per seed 0.08-0.24) against 0.34 unweighted.
+    """
+    d = _distances(128, range(4))
+    assert d[:, 0].mean() < 0.1 * np.sqrt(1024 / 128)
+    assert d[:, 0].mean() < d[:, 1].mean()
+
+
 @pytest.mark.slow
 def test_width_1024_within_tenth_of_weighted_min_norm():
     """The issue's claim at width 1024, network seeds 0-3: distance < 0.1, and < half the unweighted distance."""
