@@ -44,7 +44,6 @@ __all__ = [
     "common_dims",
     "group_by_width",
     "exact_mean_cost",
-    "heavy_tail_warnings",
     "HEAVY_TAIL_RATIO",
     "check_files",
     "check_folder",
@@ -197,44 +196,6 @@ def group_by_width(files: Sequence[NetworkFile]) -> Dict[int, Tuple[NetworkFile,
 
 
 #: A width ``n`` is flagged when ``m^2 > HEAVY_TAIL_RATIO * n``, ``m`` the largest Markov index.
-HEAVY_TAIL_RATIO = 2.0
-
-
-def heavy_tail_warnings(spec: RNNSpec, lags: int, widths: Sequence[int]) -> Tuple[str, ...]:
-    """One warning per width at which the test's false-failure probability exceeds ``alpha``.
-
-    The long-lag entries of the lag Gram are heavy-tailed when ``m^2`` is not small against
-    ``n`` (``m`` the Markov index: relative fluctuations ``sqrt(4 m / 3 n)`` and mean
-    corrections ``(m^2/n)^2 / 24``, docs/theory.md, section "Finite width: exact moments of
-    the lag Gram"); then the seed means are far from normal and the t statistics reject
-    correct networks.  False-failure rates of the test at one width, 64 networks, s_W = 0.9,
-    alpha = 1 %, 200 repetitions each (docs/check.md):
-
-    ======  =========  =========  =========  ==========
-    m^2/n   L=4        L=8        L=12       L=16
-    ======  =========  =========  =========  ==========
-    n=8     1.1: 2 %   6.1: 15 %  15: 60 %   28: 84 %
-    n=16    0.6: 1 %   3.1: 6 %   7.6: 35 %  14: 70 %
-    n=32    0.3: 0 %   1.5: 0.5 % 3.8: 5.5 % 7.0: 25.5 %
-    n=64    0.1: 0.5 % 0.8: 0.5 % 1.9: 1.5 % 3.5: 5 %
-    n=128   0.1: 0 %   0.4: 0 %   0.9: 0 %   1.8: 0 %
-    ======  =========  =========  =========  ==========
-
-    so a width is flagged when ``m^2 > 2 n``.
-    """
-    m = lags - 1 if spec.convention == "conv1" else lags - 2
-    out = []
-    for n in sorted(widths):
-        if m * m > HEAVY_TAIL_RATIO * n:
-            fit = 1 + math.isqrt(int(HEAVY_TAIL_RATIO * n)) + (0 if spec.convention == "conv1" else 1)
-            out.append(f"width {n}: with {lags} lags the longest-lag entries are heavy-tailed at this width "
-                       f"(m^2/n = {m * m / n:.2g} > {HEAVY_TAIL_RATIO:g}, m = {m} the largest Markov index), so the "
-                       f"false-failure probability at this width exceeds alpha (measured with 64 networks at 16 "
-                       f"lags: 5 % at n = 64, 25.5 % at n = 32); use --lags {fit} or fewer, or wider networks "
-                       "(docs/check.md)")
-    return tuple(out)
-
-
 def exact_mean_cost(lags: int, widths: int) -> validate.Cost:
     """The exact mean and leading covariance of the lag Gram (:func:`verify.exact.predict`).
 
@@ -316,7 +277,7 @@ def check_files(files: Sequence[NetworkFile], spec: RNNSpec, *, lags: int = DEFA
     pred = predict(spec, lags, list(groups))
     test = exact_test(pred, samples, alpha=alpha)
     names = {n: tuple(f.name for f in fs) for n, fs in groups.items()}
-    return CheckResult(folder, spec, lags, alpha, names, test, heavy_tail_warnings(spec, lags, list(groups)))
+    return CheckResult(folder, spec, lags, alpha, names, test, test.notes)
 
 
 def check_folder(folder: Union[str, Path], spec: RNNSpec, *, lags: int = DEFAULT_LAGS,
