@@ -77,7 +77,7 @@ def folders(tmp_path_factory):
 def test_accepts_correctly_drawn_networks(folders, capsys):
     # False-failure probability <= alpha = 1 % (union bound over the uniform contrast and the
     # Bonferroni-corrected entries, docs/check.md); the p-value itself is uniform-ish and not
-    # asserted.  test_rejection_rates measures 6 / 400 false failures (docs/check.md: 20 / 1800
+    # asserted.  test_rejection_rates measures 4 / 400 false failures (docs/check.md: 20 / 1800
     # over three seed sets, 1.1 %).  These seeds pass: p = 1 after the Bonferroni factors,
     # z_uniform = 0.58 (critical 2.81), max |z| over entries 2.25 (critical 4.13).
     rc, rep = _run_json(capsys, folders["true"])
@@ -163,7 +163,7 @@ def test_rejects_sigma_w_off_by_one_percent(folders, capsys):
     # delta_l / size_l * (z_crit + z_0.99); asserted: some lag reaches it (power >= 99 % from
     # that entry alone; here the largest ratio is 1.13, at lag 13).  The normal approximation
     # is optimistic for the skewed long-lag entries at n = 64: test_rejection_rates measures
-    # 390 / 400 rejections (97.5 %).  These seeded draws reject (max |z| = 5.54 > 4.13).
+    # 396 / 400 rejections (99 %).  These seeded draws reject (max |z| = 5.54 > 4.13).
     drawn = RNNSpec(sigma_w="0.91")
     w_scale = float(Fraction(90, 91) ** 2)
     beta = predict(CLAIM, LAGS, list(WIDTHS)).beta
