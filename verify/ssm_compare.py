@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 
@@ -141,7 +141,7 @@ def compare(options: CompareOptions) -> Comparison:
     dps = options.dps
     models = _models()
     T = options.lags
-    summary = {"lags": T, "dps": dps, "fraction": 0.01, "models": [],
+    summary: Dict[str, Any] = {"lags": T, "dps": dps, "fraction": 0.01, "models": [],
                "train_lags": options.train_lags,
                "train_sequences": None if options.train_lags is None else options.train_sequences}
     curves, spectra = {}, {}

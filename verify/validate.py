@@ -287,10 +287,10 @@ def lag_gram_cost(n: int, lags: int, n_x: int = 1, n_y: int = 1, *, itemsize: in
     Time: ``n^2`` Gaussian draws; per Krylov step two passes over ``W`` (memory-bound) and
     ``2 (n_x + n_y) n^2`` flops; ``(n_x n_y L^2)^2`` flops in small products for the W share.
     """
-    n, L, m = float(n), float(lags), float(n_x * n_y)
+    w, L, m = float(n), float(lags), float(n_x * n_y)  # floats: no int overflow of n^2 or L^4
     k = float(n_x + n_y)
-    mem = itemsize * (2 * n * n + 2 * L * k * n + 10 * (L * m) ** 2)
-    sec = ((n * n / DRAWS_PER_SECOND if draw else 0.0) + L * (2 * itemsize * n * n / BANDWIDTH + 2 * k * n * n / FLOPS)
+    mem = itemsize * (2 * w * w + 2 * L * k * w + 10 * (L * m) ** 2)
+    sec = ((w * w / DRAWS_PER_SECOND if draw else 0.0) + L * (2 * itemsize * w * w / BANDWIDTH + 2 * k * w * w / FLOPS)
            + (m * L * L) ** 2 / SMALL_FLOPS)
     return Cost(mem, sec, f"a width-{int(n)} network with {int(L)} lags")
 
@@ -453,8 +453,8 @@ def float64_spec(spec: RNNSpec, lags: Optional[int] = None, *, width: Optional[i
     coef = markov_coefficients(spec)
     M = lags if spec.convention == "conv1" else max(lags - 1, 0)
     r = coef.r
-    A = sum(coef.a.values())
-    B = sum(coef.b.values())
+    A = Fraction(sum(coef.a.values()))
+    B = Fraction(sum(coef.b.values()))
     worst = (-math.inf, 0, "")
     if M >= 1 and r > 0:
         lr_ = _log10(r)
@@ -512,7 +512,7 @@ def finite_lag_gram(shares: Dict[str, np.ndarray], where: str) -> None:
             lag = int(np.argmax(bad))
             first = min(first, (lag, g)) if first else (lag, g)
     if first is None:
-        total = sum(np.asarray(v, dtype=np.float64) for v in shares.values())
+        total = np.sum([np.asarray(v, dtype=np.float64) for v in shares.values()], axis=0)
         if np.all(np.isfinite(total)):
             return
         first = (int(np.argmax(~np.isfinite(total.reshape(total.shape[0], -1)).all(axis=1))), "total")
