@@ -44,7 +44,6 @@ __all__ = [
     "common_dims",
     "group_by_width",
     "exact_mean_cost",
-    "HEAVY_TAIL_RATIO",
     "check_files",
     "check_folder",
 ]
