@@ -533,3 +533,29 @@ def test_outputs_unit(tmp_path):
     assert _tree(tmp_path) == ["x", "x/a.txt"] and (tmp_path / "x" / "a.txt").read_text() == "A2"
     assert output.write_json(tmp_path / "n.json", {"a": float("nan"), "b": [1.5, float("inf")]}).read_text() == \
         '{\n "a": null,\n "b": [\n  1.5,\n  null\n ]\n}\n'
+
+
+def test_zero_dimension_networks_are_refused_where_they_are_made():
+    """n = 0 used to reach group_scales' division by n (ZeroDivisionError)."""
+    import numpy as np
+
+    from verify.rnn import LinearRNN
+
+    for W, F, C in ((np.zeros((0, 0)), np.zeros((0, 1)), np.zeros((1, 0))),
+                    (np.eye(2), np.zeros((2, 0)), np.ones((1, 2))),
+                    (np.eye(2), np.ones((2, 1)), np.zeros((0, 2)))):
+        with pytest.raises(SpecError, match="every dimension must be at least 1"):
+            LinearRNN(W, F, C)
+
+
+def test_library_argument_errors_are_bad_input():
+    """verify.train and verify.diagonal report bad arguments as BadInput (still ValueErrors)."""
+    import numpy as np
+
+    from verify.diagonal import bonferroni_threshold, effective_rank
+    from verify.train import relative_distance
+
+    for call in (lambda: bonferroni_threshold(0), lambda: effective_rank(np.ones((2, 3))),
+                 lambda: relative_distance(np.ones(3), np.ones(3), np.ones(3))):
+        with pytest.raises(BadInput):
+            call()

@@ -34,6 +34,8 @@ import numpy as np
 from theory.diagonal import DiagonalSpec, lag_kernel
 from theory.spec import SpecError
 
+from .errors import BadInput
+
 __all__ = [
     "DiagonalRNN",
     "init_diagonal",
@@ -246,7 +248,7 @@ def bonferroni_threshold(count: int, alpha: float = 1e-6) -> float:
     """Two-sided normal threshold so that ``count`` comparisons together fail with
     probability <= ``alpha`` (Bonferroni; normal approximation of each z)."""
     if count < 1:
-        raise ValueError("count must be >= 1")
+        raise BadInput(f"count must be >= 1, got {count}")
     return NormalDist().inv_cdf(1 - alpha / (2 * count))
 
 
@@ -256,7 +258,7 @@ def effective_rank(K) -> float:
     rounding noise clipped to 0; eigenvalues below ~1e-16 of the largest contribute < 1e-14)."""
     A = np.asarray(K, dtype=np.float64)
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
-        raise ValueError(f"need a square matrix, got shape {A.shape}")
+        raise BadInput(f"need a square matrix, got shape {A.shape}")
     ev = np.clip(np.linalg.eigvalsh((A + A.T) / 2), 0.0, None)
     if ev.sum() == 0:
         return 0.0

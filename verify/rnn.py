@@ -43,6 +43,9 @@ class LinearRNN:
             raise SpecError(f"C must have shape (n_y, n) = (n_y, {n}), got {tuple(C.shape)}")
         if D is not None and tuple(D.shape) != (C.shape[0], F.shape[1]):
             raise SpecError(f"D must have shape (n_y, n_x) = {(C.shape[0], F.shape[1])}, got {tuple(D.shape)}")
+        if 0 in (n, F.shape[1], C.shape[0]):
+            raise SpecError(f"every dimension must be at least 1: width n = {n}, n_x = {F.shape[1]}, "
+                            f"n_y = {C.shape[0]}")
 
     @property
     def n(self) -> int:

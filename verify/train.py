@@ -32,6 +32,7 @@ import numpy as np
 from theory.bias import Times, output_rows
 from theory.spec import RNNSpec, SpecError
 
+from .errors import BadInput
 from .ntk import empirical_ntk, group_scales, limit_lag_gram, ntk_from_lag_gram
 from .progress import progress
 from .rnn import LinearRNN, check_batch, impulse_response
@@ -175,7 +176,7 @@ def plan_gd(spec: RNNSpec, X: np.ndarray, times: Times = "last", *, rnn: Optiona
         K_emp = _fitted_kernel(np.asarray(empirical_ntk(rnn, spec, X)), rows)
         lam = max(lam, float(np.linalg.eigvalsh(K_emp)[-1]))
     if lam_min_lim <= 0:
-        raise ValueError("the limit NTK on the fitted outputs is singular: the data cannot be interpolated")
+        raise BadInput("the limit NTK on the fitted outputs is singular: the data cannot be interpolated")
     eta = 1.0 / lam
     rate = 1.0 - eta * lam_min_lim
     steps = max_steps if rate <= 0 else min(max_steps, int(math.ceil(math.log(tol) / math.log(rate))))
@@ -270,5 +271,5 @@ def relative_distance(L: np.ndarray, L_ref: np.ndarray, L0: np.ndarray) -> float
     """``||L - L_ref||_F / ||L_ref - L0||_F``: distance to a solution, relative to how far it moved."""
     den = float(np.linalg.norm(np.asarray(L_ref) - np.asarray(L0)))
     if den == 0:
-        raise ValueError("the reference solution equals the initialization: relative distance undefined")
+        raise BadInput("the reference solution equals the initialization: relative distance undefined")
     return float(np.linalg.norm(np.asarray(L) - np.asarray(L_ref))) / den

@@ -17,7 +17,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..cli import UsageError, add_spec_arguments, spec_from_args
+from .. import validate
+from ..cli import UsageError, add_spec_arguments, arg_type, spec_from_args
 from ..report_json import versioned
 
 DEFAULT_WIDTHS = (128, 256, 512, 1024, 2048, 4096)
@@ -62,9 +63,9 @@ def add_sweep_arguments(p, *, out_default: Optional[str]) -> None:
 
     add_spec_arguments(p, sigma_w="0.9", lags=16)
     g = p.add_argument_group("sweep")
-    g.add_argument("--widths", type=_int_list, default=DEFAULT_WIDTHS,
+    g.add_argument("--widths", type=arg_type(validate.int_list, "--widths"), default=DEFAULT_WIDTHS,
                    help="comma-separated widths (default " + ",".join(map(str, DEFAULT_WIDTHS)) + ")")
-    g.add_argument("--seeds", type=_positive_int, default=DEFAULT_SEEDS,
+    g.add_argument("--seeds", type=arg_type(validate.positive_int, "--seeds"), default=DEFAULT_SEEDS,
                    help=f"seeds per width: 0..S-1 (default {DEFAULT_SEEDS})")
     g.add_argument("--base-seed", type=int, default=0,
                    help="root of the seed sequences: draw (n, s) uses SeedSequence([base, n, s]) (default 0)")
@@ -75,7 +76,7 @@ def add_sweep_arguments(p, *, out_default: Optional[str]) -> None:
     g.add_argument("--bias-seeds", type=int, default=DEFAULT_BIAS_SEEDS,
                    help=("seeds 0..B-1 of the bias probe at --bias-widths (the finite-width bias is resolved only "
                          f"with many seeds; 0 = use the sweep's own draws; default {DEFAULT_BIAS_SEEDS})"))
-    g.add_argument("--bias-widths", type=_int_list, default=None,
+    g.add_argument("--bias-widths", type=arg_type(validate.int_list, "--bias-widths"), default=None,
                    help="widths of the bias probe (default: the three smallest widths)")
     from ..executors import add_executor_arguments
 
