@@ -214,7 +214,7 @@ def test_figure_with_a_real_probe(tmp_path, capsys):
     run_dir = tmp_path / "run"
     rc, _, err = _run(["run", "--widths", "16,32,64", "--seeds", "3", "--lags", "4", "--bias-seeds", "4",
                        "--out", str(run_dir), "--no-figures", "--quiet"], capsys)
-    assert rc in (0, 1), err
+    assert rc == 0, err  # seeded draws the exact test accepts (false-failure probability <= 1 %)
     rc, _, err = _run(["moments", "--lags", "5", "--out", str(tmp_path / "m"),
                        "--probe", str(run_dir / "report.json")], capsys)
     assert rc == 0, err

@@ -23,7 +23,6 @@ before any array is loaded.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Mapping, Sequence, Tuple, Union
@@ -43,7 +42,6 @@ __all__ = [
     "scan_folder",
     "common_dims",
     "group_by_width",
-    "exact_mean_cost",
     "check_files",
     "check_folder",
 ]
@@ -195,21 +193,6 @@ def group_by_width(files: Sequence[NetworkFile]) -> Dict[int, Tuple[NetworkFile,
 
 
 #: A width ``n`` is flagged when ``m^2 > HEAVY_TAIL_RATIO * n``, ``m`` the largest Markov index.
-def exact_mean_cost(lags: int, widths: int) -> validate.Cost:
-    """The exact mean and leading covariance of the lag Gram (:func:`verify.exact.predict`).
-
-    Time model ``0.017 * 1.78^(L - 4)`` seconds, an upper estimate: measured (one core) 0.017,
-    0.16, 1.4 and 15 s at 4, 8, 12 and 16 lags with the Wick engine alone; with the shipped
-    table of trace means 1.0, 2.0 and 5.1 s at 12, 16 and 20 lags, and more than 500 s at 22
-    lags, past the table (the model says 560 s).  Memory model ``3e7 * 1.45^(L - 16)`` bytes
-    (measured above the interpreter: 7, 30 and 86 MB at 12, 16 and 20 lags) plus ``widths``
-    float64 means of ``L^2`` entries.
-    """
-    sec = 0.017 * math.exp(min(max(lags - 4, 0) * math.log(1.78), 690.0))  # capped below float64 overflow
-    mem = 3e7 * math.exp(min((lags - 16) * math.log(1.45), 690.0)) + 8.0 * widths * lags * lags
-    return validate.Cost(mem, sec, f"the exact finite-width mean with {lags} lags")
-
-
 def _cost(groups: Mapping[int, Sequence[NetworkFile]], lags: int, n_x: int, n_y: int) -> validate.Cost:
     """Peak memory of one network and its lag Gram plus every stored lag Gram; summed time."""
     per = {n: validate.lag_gram_cost(n, lags, n_x, n_y, draw=False) for n in groups}
@@ -218,7 +201,7 @@ def _cost(groups: Mapping[int, Sequence[NetworkFile]], lags: int, n_x: int, n_y:
     seconds = sum(per[n].seconds * len(v) for n, v in groups.items())
     work = validate.Cost(max(c.bytes for c in per.values()) + 2 * store, seconds,
                          f"the lag Grams of {count} networks with {lags} lags")
-    return work + exact_mean_cost(lags, len(groups))
+    return work + validate.exact_mean_cost(lags, len(groups))
 
 
 @dataclass(frozen=True)

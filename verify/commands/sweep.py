@@ -127,6 +127,7 @@ def execute(args, *, command: str) -> int:
     from ..validate import check_sweep_args
 
     check_sweep_args(args, spec)  # size limits, before anything is drawn (docs/errors.md)
+    _note_exact_cost(args.lags, quiet=args.quiet or getattr(args, "json", False))
     plan = SweepPlan(spec, args.widths, args.seeds, args.lags, base_seed=args.base_seed,
                      bias_seeds=args.bias_seeds, bias_widths=args.bias_widths, confidence=args.confidence,
                      slope_model=args.slope_model)
@@ -171,6 +172,21 @@ def execute(args, *, command: str) -> int:
             print(f"\nwrote {Path(args.out) / 'report.json'}" + (f" and {len(figures)} figure(s)" if figures else ""))
         print(f"total time {report['timings']['total_seconds']:.1f} s")
     return 0 if result.verdict == "consistent" else 1
+
+
+def _note_exact_cost(lags: int, *, quiet: bool) -> None:
+    """One line on standard error when the exact means lie beyond the shipped table (slow)."""
+    import sys
+
+    from theory.tables import load_table
+
+    from ..validate import exact_mean_cost
+
+    reach = load_table().max_index
+    if lags > reach and not quiet:
+        est = exact_mean_cost(lags, 1).seconds
+        print(f"note: the exact finite-width means for {lags} lags lie beyond the shipped table ({reach} lags) "
+              f"and are computed first: about {est:.0f} s", file=sys.stderr)
 
 
 def summary_line(result) -> str:
