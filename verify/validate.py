@@ -369,11 +369,12 @@ def check_sweep_args(args, spec: RNNSpec) -> Cost:
         bias_widths = tuple(sorted(widths)[:3]) if args.bias_widths is None else tuple(args.bias_widths)
     if widths and int(args.lags) >= 1:
         float64_spec(spec, int(args.lags), width=max(min(widths), 1))  # names the field that overflows
-    if int(args.lags) >= 1:  # the exact test's means: cheap from the shipped table, costly beyond it
-        check_cost(exact_mean_cost(int(args.lags), len(set(widths) | set(bias_widths))), "--lags")
-    return check_sweep(widths, max(int(args.seeds), 0), int(args.lags), spec.n_x, spec.n_y,
+    cost = check_sweep(widths, max(int(args.seeds), 0), int(args.lags), spec.n_x, spec.n_y,
                        bias_widths=bias_widths, bias_seeds=bias_seeds, workers=max(int(args.workers), 1),
                        itemsize=4 if getattr(args, "dtype", "float64") == "float32" else 8)
+    if int(args.lags) >= 1:  # the exact test's means: cheap from the shipped table, costly beyond it
+        check_cost(exact_mean_cost(int(args.lags), len(set(widths) | set(bias_widths))), "--lags")
+    return cost
 
 
 def ssm_compare_cost(lags: int, max_lag: int, train_lags: Optional[int], digits: int, models: int = 8) -> Cost:
