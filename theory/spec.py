@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Mapping, Optional, Union
 
 __all__ = ["RNNSpec", "SpecError", "Scalar", "METRICS", "CONVENTIONS", "GROUPS", "MAX_SCALE_DIGITS", "as_fraction",
-           "replace_fields"]
+           "replace_fields", "to_float64"]
 
 METRICS = ("ntk", "variance", "standard")
 CONVENTIONS = ("conv1", "conv2")
@@ -108,6 +108,21 @@ def as_fraction(value: Scalar, name: str, *, allow_zero: bool = True) -> Fractio
     if not allow_zero and frac == 0:
         raise SpecError(f"{name} must be > 0, got {value}")
     return frac
+
+
+def to_float64(value: Fraction, what: str) -> float:
+    """``value`` rounded to float64, or :class:`SpecError` naming ``what`` when it overflows.
+
+    >>> to_float64(Fraction(9, 10), "s_W")
+    0.9
+    """
+    try:
+        out = float(value)
+    except OverflowError:
+        out = math.inf
+    if not math.isfinite(out):
+        raise SpecError(f"{what} does not fit in float64 (max 1.8e308)")
+    return out
 
 
 @dataclass(frozen=True)
@@ -201,13 +216,7 @@ class RNNSpec:
         """Field ``name`` (e.g. ``"sigma_w"``, ``"lr_c"``) rounded to float64; a clear error on overflow."""
         value = getattr(self, name)
         value = Fraction(0) if value is None else value
-        try:
-            out = float(value)
-        except OverflowError:
-            out = math.inf
-        if not math.isfinite(out):
-            raise SpecError(f"{name} = {short_text(value)} does not fit in float64 (max 1.8e308)")
-        return out
+        return to_float64(value, f"{name} = {short_text(value)}")
 
     def replace(self, **changes) -> "RNNSpec":
         """A copy with some fields changed (validated again)."""

@@ -43,14 +43,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import stats
 
 from theory.finite_width import covariance_entries, mean_lag_gram
-from theory.spec import RNNSpec, SpecError
+from theory.spec import RNNSpec, SpecError, to_float64
 
 __all__ = [
     "Prediction",
@@ -103,16 +102,6 @@ class Prediction:
     label: str = "exact finite-width mean"
 
 
-def _as_float(value: Fraction, what: str) -> float:
-    try:
-        out = float(value)
-    except OverflowError:
-        out = math.inf
-    if not math.isfinite(out):
-        raise SpecError(f"{what} does not fit in float64")
-    return out
-
-
 def _block_tensor(matrix: np.ndarray, n_y: int, n_x: int) -> np.ndarray:
     """``T[l, a, i, l', b, j] = delta_ab delta_ij matrix[l, l']``."""
     eye = np.eye(n_y * n_x).reshape(n_y, n_x, n_y, n_x)
@@ -124,10 +113,10 @@ def predict(spec: RNNSpec, lags: int, widths: Sequence[int]) -> Prediction:
     mom = mean_lag_gram(spec, lags)
     means = {}
     for n in widths:
-        mat = np.array([[_as_float(p(n), f"the exact mean at width {n}") for p in row] for row in mom.total])
+        mat = np.array([[to_float64(p(n), f"the exact mean at width {n}") for p in row] for row in mom.total])
         means[int(n)] = _block_tensor(mat, spec.n_y, spec.n_x)
-    beta = np.array([_as_float(mom.total[l][l].coeff(0), "a lag weight") for l in range(lags)])
-    lead = np.array([[_as_float(covariance_entries(spec, (l, l), (k, k), order=1).coeff(1), "a covariance")
+    beta = np.array([to_float64(mom.total[l][l].coeff(0), "a lag weight") for l in range(lags)])
+    lead = np.array([[to_float64(covariance_entries(spec, (l, l), (k, k), order=1).coeff(1), "a covariance")
                       for k in range(lags)] for l in range(lags)])
     return Prediction(spec, lags, means, beta, lead)
 
