@@ -298,6 +298,37 @@ def test_bad_models_and_kernels():
         load_callable("verify.claims.elman:nothing")
 
 
+def test_draws_on_pools_equal_the_serial_draws(tmp_path):
+    """Each draw depends only on its seed: a thread pool, and a pool of spawned processes that
+    load the model from a file reference, give the serial report's numbers bit for bit."""
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+    from multiprocessing import get_context
+
+    X = inputs(2, 3)
+    opts = ClaimOptions(widths=(8, 16), seeds=3, threads=1)
+    ref = check_claim(elman.relu_model, elman.relu_kernel, X, opts).to_dict()
+    del ref["seconds"]
+    f = tmp_path / "mine.py"
+    f.write_text("from verify.claims.elman import relu_model as model\n")
+    with ThreadPoolExecutor(2) as pool:
+        got = check_claim(elman.relu_model, elman.relu_kernel, X, opts, executor=pool).to_dict()
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        got2 = check_claim(f"{f}:model", elman.relu_kernel, X, opts, executor=pool).to_dict()
+    for g in (got, got2):
+        del g["seconds"]
+        assert g == ref
+
+
+def test_a_model_that_cannot_travel_is_refused_before_any_work():
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1) as pool, pytest.raises(ClaimError, match="cannot be sent to the workers.*MODULE:FUNCTION"):
+        check_claim(lambda n, s: elman.relu_model(n, s), elman.relu_kernel, inputs(1, 2),
+                    ClaimOptions(widths=(4, 8), seeds=3, threads=1), executor=pool)
+    with pytest.raises(ClaimError, match="MODULE:FUNCTION"):
+        check_claim("verify.claims.elman", elman.relu_kernel, inputs(1, 2), ClaimOptions(widths=(4, 8), seeds=3))
+
+
 def test_load_callable_from_a_file(tmp_path):
     f = tmp_path / "mine.py"
     f.write_text("from verify.claims.elman import erf_model as model, erf_kernel as kernel\n")

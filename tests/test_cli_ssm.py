@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from theory.diagonal import DiagonalSpec, lag_kernel
@@ -130,3 +131,17 @@ def test_compare_is_library_code_that_writes_nothing(tmp_path, monkeypatch):
     lag = {m["name"]: m["one_percent_lag"] for m in res.summary["models"]}
     assert lag["dense RNN s_W=0.8"] == 16 and res.teachers == {} and "fits" not in res.summary["models"][0]
     assert 18 * 0.64**16 / 2 <= 0.01 < 17 * 0.64**15 / 2
+
+
+def test_compare_on_a_thread_pool_equals_serial():
+    """One task per model: the comparison's numbers do not depend on where the tasks run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from verify.ssm_compare import CompareOptions, compare
+
+    opts = CompareOptions(lags=6, train_lags=5, train_sequences=2, max_lag=60, dps=15, progress=False)
+    ref = compare(opts)
+    with ThreadPoolExecutor(3) as pool:
+        got = compare(opts, executor=pool)
+    assert got.summary == ref.summary
+    assert all(np.array_equal(got.spectra[k], ref.spectra[k]) for k in ref.spectra)

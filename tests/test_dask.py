@@ -358,3 +358,41 @@ def test_cli_check_dask_local_equals_serial(tmp_path, capsys):
     rc2, out2, err2 = _cli(argv + ["--dask", "local", "--workers", "2"], capsys)
     assert rc2 == rc and err2 == "", err2
     assert _numbers(json.loads(out2)) == _numbers(json.loads(out))
+
+
+@needs_dask
+def test_cli_claim_dask_local_equals_serial_and_leaves_no_process(tmp_path, capsys):
+    """``claim``: the first draw runs here, the rest on the cluster's workers, which load the
+    model from its reference themselves; the report equals the serial one."""
+    import numpy as np
+
+    pytest.importorskip("torch")
+    x = tmp_path / "X.npy"
+    np.save(x, np.random.default_rng(5).standard_normal((2, 3, 1)))
+    argv = ["claim", "--model", "verify.claims.elman:erf_model", "--kernel", "verify.claims.elman:erf_kernel",
+            "--inputs", str(x), "--widths", "8,16", "--seeds", "4", "--json"]
+    rc, out, err = _cli(argv, capsys)
+    assert rc in (0, 1), err
+    before = _children()
+    rc2, out2, err2 = _cli(argv + ["--dask", "local", "--workers", "2"], capsys)
+    assert rc2 == rc and err2 == "", err2
+    ref, rep = json.loads(out), json.loads(out2)
+    assert _numbers(rep) == _numbers(ref) and len(rep["draws"]) == 8
+    assert rep["executor"] == "Dask LocalCluster (2 worker processes)" and ref["executor"] == "serial"
+    assert _gone(_children() - before, seconds=10)
+
+
+@needs_dask
+def test_cli_ssm_compare_dask_local_equals_serial(tmp_path, capsys):
+    """``ssm compare``: one task per model on the cluster; the JSON summary equals the serial one."""
+    pytest.importorskip("matplotlib")
+    argv = ["ssm", "compare", "--lags", "6", "--train-lags", "5", "--train-sequences", "2", "--max-lag", "60",
+            "--dps", "15"]
+    rc, _, err = _cli(argv + ["--out", str(tmp_path / "serial")], capsys)
+    assert rc == 0, err
+    rc2, _, err2 = _cli(argv + ["--out", str(tmp_path / "dask"), "--dask", "local", "--workers", "2"], capsys)
+    assert rc2 == 0 and err2 == "", err2
+    ref = json.loads((tmp_path / "serial" / "ssm_compare.json").read_text())
+    rep = json.loads((tmp_path / "dask" / "ssm_compare.json").read_text())
+    assert _numbers(rep) == _numbers(ref) and len(rep["models"]) == 8
+    assert rep["executor"] == "Dask LocalCluster (2 worker processes)" and ref["executor"] == "serial"

@@ -54,9 +54,11 @@ import importlib
 import importlib.util
 import math
 import time
-from dataclasses import asdict, dataclass
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -74,6 +76,9 @@ __all__ = [
     "claim_statistics",
     "decide",
     "rate",
+    "ClaimDraw",
+    "draw_kernel",
+    "run_draw",
     "check_claim",
     "format_report",
 ]
@@ -497,55 +502,154 @@ def _call_kernel(kernel, X: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
     return K
 
 
-def check_claim(model, kernel, X, options: ClaimOptions = ClaimOptions(), *, progress: bool = False) -> ClaimReport:
+def check_claim(model, kernel, X, options: ClaimOptions = ClaimOptions(), *, progress: bool = False,
+                executor: Optional[Executor] = None) -> ClaimReport:
     """Sweep ``options.widths x seeds``, compare every empirical NTK on ``X`` with
-    ``kernel(X, X)`` and decide (module docstring)."""
-    torch = _torch()
-    before = torch.get_num_threads()
-    if options.threads is not None:
-        torch.set_num_threads(options.threads)
+    ``kernel(X, X)`` and decide (module docstring).
+
+    ``model``: the function ``model(width, seed)``, or its reference ``"MODULE:FUNCTION"``
+    (:func:`load_callable`).  The first draw runs here (it fixes ``n_y`` and the claim's
+    layout); the others are :class:`ClaimDraw` tasks, run by :func:`verify.executors.ordered_map`
+    serially (``executor=None``) or on ``executor`` (a process pool, a Dask cluster).  A task's
+    numbers depend only on its seed: the report is the same, bit for bit, wherever the tasks
+    run.  With an executor, a reference travels to the workers and is loaded there (the module
+    must be importable there, or the file readable at the same path); a callable must pickle.
+    """
+    return _check_claim(_model_reference(model, executor), kernel, X, options, progress, executor)
+
+
+def _model_reference(model, executor: Optional[Executor]):
+    """``model`` as a task carries it: a reference with an absolute file path, or the callable
+    itself (checked to pickle when it must travel to other processes)."""
+    if isinstance(model, str):
+        load_callable(model)  # a bad reference: one line, before any work
+        modname, _, attr = model.rpartition(":")
+        return f"{Path(modname).resolve()}:{attr}" if modname.endswith(".py") else model
+    if not callable(model):
+        raise ClaimError(f"model must be a callable or a 'MODULE:FUNCTION' reference, got {type(model).__name__}")
+    if executor is not None and not isinstance(executor, ThreadPoolExecutor):
+        import pickle
+
+        try:
+            pickle.dumps(model)
+        except Exception as exc:  # noqa: BLE001 - PicklingError, AttributeError, TypeError
+            from .executors import DaskExecutor
+
+            if not isinstance(executor, DaskExecutor) or not _cloudpickles(model):
+                raise ClaimError(f"the model cannot be sent to the workers ({type(exc).__name__}: {exc}); pass it "
+                                 "as a 'MODULE:FUNCTION' reference instead") from None
+    return model
+
+
+def _cloudpickles(obj) -> bool:
     try:
-        return _check_claim(torch, model, kernel, X, options, progress)
+        import cloudpickle
+
+        cloudpickle.dumps(obj)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+_LOADED: Dict[str, Callable] = {}
+
+
+def _resolve(model) -> Callable:
+    """The model function of a task: a reference is loaded once per process."""
+    if not isinstance(model, str):
+        return model
+    fn = _LOADED.get(model)
+    if fn is None:
+        fn = _LOADED[model] = load_callable(model)
+    return fn
+
+
+@dataclass(frozen=True)
+class ClaimDraw:
+    """One draw of a check: ``model(width, seed)`` (a reference or a picklable callable), its
+    empirical NTK on ``X`` by ``method``, reduced to the statistics of ``layout`` (the claim)
+    by :func:`run_draw`; ``threads``: torch's intra-op threads while it runs (None: unchanged)."""
+
+    model: Any
+    X: np.ndarray
+    width: int
+    index: int
+    seed: int
+    method: str = "auto"
+    max_jacobian_bytes: int = 1 << 30
+    threads: Optional[int] = None
+    layout: Optional["_Layout"] = None
+
+
+@contextmanager
+def _torch_threads(torch, threads: Optional[int]) -> Iterator[None]:
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
     finally:
-        if options.threads is not None:
+        if threads is not None:
             torch.set_num_threads(before)
 
 
-def _check_claim(torch, model, kernel, X, options: ClaimOptions, progress: bool) -> ClaimReport:
-    start = time.perf_counter()
-    Xn = _as_batch(torch, X, "X").numpy()
-    B, T, _ = Xn.shape
-    draws: List[Dict[str, Any]] = []
-    layout = None
-    method_used = set()
-    jobs = [(n, i) for n in options.widths for i in range(options.seeds_at(n))]
-    from .progress import progress as bar
-
-    for n, i in bar(jobs, desc="claim", enabled=None if progress else False):
-        seed = draw_seed(options.base_seed, n, i)
-        params, apply = _call_model(model, n, seed)
+def draw_kernel(task: ClaimDraw) -> Tuple[np.ndarray, str]:
+    """The empirical NTK ``(B, T, n_y, B, T, n_y)`` of the task's network on ``task.X``, and the
+    method that computed it (``"jacobian"`` or ``"products"``)."""
+    torch = _torch()
+    n, seed = task.width, task.seed
+    with _torch_threads(torch, task.threads):
+        params, apply = _call_model(_resolve(task.model), n, seed)
         _check_params(torch, params)
         count = sum(int(v.numel()) for v in params.values())
         try:
-            theta = empirical_ntk(params, apply, Xn, method=options.method,
-                                  max_jacobian_bytes=options.max_jacobian_bytes)
+            theta = empirical_ntk(params, apply, task.X, method=task.method,
+                                  max_jacobian_bytes=task.max_jacobian_bytes)
         except (BadInput, MemoryError):
             raise
         except Exception as exc:
             raise ClaimError(f"differentiating apply for model({n}, {seed}) raised "
                              f"{type(exc).__name__}: {exc}") from None
-        ny = theta.shape[2]
-        rows = B * T * ny
-        method_used.add(options.method if options.method != "auto" else
-                        ("jacobian" if 8 * rows * count <= options.max_jacobian_bytes else "products"))
-        if layout is None:
-            claim = _call_kernel(kernel, Xn, (B, T, ny, B, T, ny))
-            layout = _layout(claim, B, T, ny)
-        elif theta.shape[2] * B * T != layout.K.shape[0]:
-            raise ClaimError(f"model({n}, {seed}) gives n_y = {ny}, another draw gave a different n_y")
-        stats = claim_statistics(theta, layout)
-        draws.append({"width": n, "index": i, "seed": seed, **stats})
-    assert layout is not None
+    B, T = task.X.shape[:2]
+    rows = B * T * theta.shape[2]
+    used = task.method if task.method != "auto" else (
+        "jacobian" if 8 * rows * count <= task.max_jacobian_bytes else "products")
+    return theta, used
+
+
+def run_draw(task: ClaimDraw) -> Dict[str, Any]:
+    """``{"width", "index", "seed", statistics..., "method"}`` of one draw against ``task.layout``."""
+    if task.layout is None:
+        raise ClaimError("run_draw needs the claim's layout (ClaimDraw.layout)")
+    theta, used = draw_kernel(task)
+    B, T = task.X.shape[:2]
+    if theta.shape[2] * B * T != task.layout.K.shape[0]:
+        raise ClaimError(f"model({task.width}, {task.seed}) gives n_y = {theta.shape[2]}, another draw gave "
+                         f"n_y = {task.layout.K.shape[0] // (B * T)}")
+    return {"width": task.width, "index": task.index, "seed": task.seed,
+            **claim_statistics(theta, task.layout), "method": used}
+
+
+def _check_claim(model, kernel, X, options: ClaimOptions, progress: bool,
+                 executor: Optional[Executor]) -> ClaimReport:
+    from .executors import ordered_map
+
+    start = time.perf_counter()
+    torch = _torch()
+    Xn = _as_batch(torch, X, "X").numpy()
+    B, T, _ = Xn.shape
+    tasks = [ClaimDraw(model, Xn, n, i, draw_seed(options.base_seed, n, i), options.method,
+                       options.max_jacobian_bytes, options.threads)
+             for n in options.widths for i in range(options.seeds_at(n))]
+    first = tasks[0]
+    theta, used = draw_kernel(first)  # here: n_y and the claim's layout, and a bad model fails at once
+    ny = theta.shape[2]
+    layout = _layout(_call_kernel(kernel, Xn, (B, T, ny, B, T, ny)), B, T, ny)
+    draws: List[Dict[str, Any]] = [{"width": first.width, "index": first.index, "seed": first.seed,
+                                    **claim_statistics(theta, layout), "method": used}]
+    rest = [replace(t, layout=layout) for t in tasks[1:]]
+    draws += ordered_map(run_draw, rest, executor=executor, desc="claim", progress=None if progress else False)
+    method_used = {d.pop("method") for d in draws}
     names = layout.names
     means: Dict[int, Dict[str, float]] = {}
     ses: Dict[int, Dict[str, float]] = {}

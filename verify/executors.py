@@ -113,11 +113,13 @@ def add_executor_arguments(group) -> None:
                             "pip install 'rnn-implicit-bias[dask]'; docs/executors.md)")
 
 
-def executor_options(args, *, device: str = "cpu") -> ExecutorOptions:
+def executor_options(args, *, device: str = "cpu", spawn: bool = False) -> ExecutorOptions:
     """The :class:`ExecutorOptions` of parsed ``--workers``/``--dask``, checked before any work
-    (bad combinations and a missing ``distributed`` are one line, exit 2)."""
+    (bad combinations and a missing ``distributed`` are one line, exit 2).  A process pool spawns
+    fresh interpreters for ``device="cuda"`` and with ``spawn=True`` (tasks that run torch on the
+    CPU: its OpenMP thread pool, once used, does not survive a fork)."""
     opts = ExecutorOptions(workers=int(getattr(args, "workers", 1) or 1), dask=getattr(args, "dask", None),
-                           spawn=device == "cuda")
+                           spawn=spawn or device == "cuda")
     if opts.dask is not None:
         require("distributed", "--dask", "dask")
     return opts

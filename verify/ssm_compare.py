@@ -13,9 +13,10 @@ wide-limit lag kernels of :mod:`theory` (:mod:`theory.diagonal`, :mod:`theory.we
 """
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -32,9 +33,8 @@ from theory.weights import lag_weights
 
 from . import validate
 from .errors import BadInput
-from .progress import progress
 
-__all__ = ["CompareOptions", "Comparison", "compare", "write_figure", "DENSE_SW", "RING", "LRU_DEFAULT", "S4D"]
+__all__ = ["CompareOptions", "Comparison", "Model", "ModelTask", "models", "model_result", "compare", "write_figure", "DENSE_SW", "RING", "LRU_DEFAULT", "S4D"]
 
 
 @dataclass(frozen=True)
@@ -87,36 +87,98 @@ LRU_DEFAULT = dict(r_min="0", r_max="1", max_phase="6.28", sigma_d=None)
 S4D = dict(kind="lin", state_size=64, dt="0.01")
 
 
-def _models():
-    """(name, family, kernel(T) -> list of lists, diagonal(list of lags) -> list, description)."""
-    out = []
-    for sw in DENSE_SW:
-        spec = RNNSpec(sigma_w=sw)  # metric ntk, conv1, no D, s_F = s_C = 1
+@dataclass(frozen=True)
+class Model:
+    """One model of the comparison, picklable: ``kind`` ``"dense"`` (``RNNSpec(sigma_w=sw)``: metric
+    ntk, conv1, no D, s_F = s_C = 1), ``"diagonal"`` (``DiagonalSpec(**law, scaling=scaling)``) or
+    ``"s4d"`` (:data:`S4D`'s C share); :meth:`kernel` and :meth:`diagonal` evaluate :mod:`theory`."""
 
-        def kern(T, dps, spec=spec):
-            b = lag_weights(spec, T, dps=dps)
+    name: str
+    family: str
+    description: str
+    sigma_w: Optional[str] = None
+    diagonal_spec: Optional[DiagonalSpec] = None
+
+    def kernel(self, T: int, dps: int) -> List[List[Any]]:
+        """The exact ``T x T`` lag kernel (mpmath numbers)."""
+        if self.family == "dense":
+            b = lag_weights(RNNSpec(sigma_w=self.sigma_w), T, dps=dps)
             return [[b[i] if i == j else 0 * b[i] for j in range(T)] for i in range(T)]
+        if self.family == "diagonal":
+            return lag_kernel(self.diagonal_spec, T, dps=dps).total
+        return s4d_c_share(S4D["kind"], T, state_size=S4D["state_size"], dt=S4D["dt"], dps=dps)
 
-        def diag(ls, spec=spec):
-            b = lag_weights(spec, max(ls) + 1, dps=15)
-            return [b[l] for l in ls]
+    def diagonal(self, lags: Sequence[int]) -> List[Any]:
+        """``Theta(l, l)`` at each of ``lags`` (15 digits)."""
+        if self.family == "dense":
+            b = lag_weights(RNNSpec(sigma_w=self.sigma_w), max(lags) + 1, dps=15)
+            return [b[l] for l in lags]
+        if self.family == "diagonal":
+            return lag_kernel_diagonal(self.diagonal_spec, lags, dps=15)
+        return s4d_c_share_diagonal(S4D["kind"], lags, state_size=S4D["state_size"], dt=S4D["dt"], dps=15)
 
-        out.append((f"dense RNN s_W={sw}", "dense", kern, diag,
-                    f"dense linear RNN, metric ntk, conv1, no D, s_W = {sw}: beta_l = (l+2) s_W^(2l)"))
+
+def models() -> List[Model]:
+    """The compared models, in the report's order."""
+    out = [Model(f"dense RNN s_W={sw}", "dense",
+                 f"dense linear RNN, metric ntk, conv1, no D, s_W = {sw}: beta_l = (l+2) s_W^(2l)", sigma_w=sw)
+           for sw in DENSE_SW]
     for label, law in (("LRU r[0,1] ph 6.28", LRU_DEFAULT),
                        ("LRU r[0.9,0.999] ph pi/10", RING)):
         for scaling, tag in (("ntk", "all (ntk)"), ("lru", "readout")):
             spec = DiagonalSpec(**law, scaling=scaling)
-            out.append((f"{label}, {tag}", "diagonal",
-                        lambda T, dps, spec=spec: lag_kernel(spec, T, dps=dps).total,
-                        lambda ls, spec=spec: lag_kernel_diagonal(spec, ls, dps=15),
-                        f"DiagonalSpec {spec.to_dict()}"))
-    out.append(("S4D-Lin N=64 dt=0.01 readout", "s4d",
-                lambda T, dps: s4d_c_share(S4D["kind"], T, state_size=S4D["state_size"], dt=S4D["dt"], dps=dps),
-                lambda ls: s4d_c_share_diagonal(S4D["kind"], ls, state_size=S4D["state_size"], dt=S4D["dt"], dps=15),
-                "S4D-Lin (state-spaces/s4 dplr conventions), A_n = -1/2 + i pi n, n < 32, ZOH, B = 1, dt = 0.01, "
-                "s_C^2 = 2: C-share kernel"))
+            out.append(Model(f"{label}, {tag}", "diagonal", f"DiagonalSpec {spec.to_dict()}", diagonal_spec=spec))
+    out.append(Model("S4D-Lin N=64 dt=0.01 readout", "s4d",
+                     "S4D-Lin (state-spaces/s4 dplr conventions), A_n = -1/2 + i pi n, n < 32, ZOH, B = 1, "
+                     "dt = 0.01, s_C^2 = 2: C-share kernel"))
     return out
+
+
+@dataclass(frozen=True)
+class ModelTask:
+    """Everything :func:`model_result` computes for one model: the kernel sizes of ``options``
+    and, unless ``options.train_lags`` is None, the regression inputs ``X`` (rows: the
+    sequences' inputs, lag-reversed) and ``teachers`` (name -> impulse response)."""
+
+    model: Model
+    options: "CompareOptions"
+    X: Optional[np.ndarray] = None
+    teachers: Tuple[Tuple[str, np.ndarray], ...] = ()
+
+
+def model_result(task: ModelTask) -> Tuple[Dict[str, Any], Tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """One model's summary row (1 % lag, maximum weight, effective rank, fits), its weight curve
+    ``(lags, Theta(l, l))`` for the figure and its normalized eigenvalues.  Deterministic."""
+    from .diagonal import drop_lag, effective_rank
+
+    m, options = task.model, task.options
+    T, dps = options.lags, options.dps
+    lag1, wmax = drop_lag(m.diagonal, 0.01, max_lag=options.max_lag)
+    K = m.kernel(T, dps)
+    A = np.array([[float(v) for v in row] for row in K])
+    er = effective_rank(A)
+    ev = np.sort(np.clip(np.linalg.eigvalsh((A + A.T) / 2), 0, None))[::-1]
+    far = max(min(options.max_lag, 20_000), 33)
+    grid = sorted(set(range(33)) | {int(round(x)) for x in np.geomspace(32, far, 160)})
+    curve = (np.array(grid), np.array([float(v) for v in m.diagonal(grid)]))
+    row: Dict[str, Any] = {
+        "name": m.name, "family": m.family, "description": m.description, "one_percent_lag": lag1,
+        "one_percent_note": (None if lag1 is not None
+                             else f"stays above 1 % of its maximum up to lag {options.max_lag}"),
+        "max_weight": wmax, "effective_rank": er,
+    }
+    if task.X is not None:
+        Tt = options.train_lags
+        Kt = [r[:Tt] for r in K[:Tt]]
+        row["fits"] = {}
+        for tname, Lstar in task.teachers:
+            y = task.X @ Lstar
+            L = np.array([float(v) for v in implicit_bias_solution(Kt, task.X.tolist(), y.tolist(), dps=dps)])
+            row["fits"][tname] = {
+                "relative_error": float(np.linalg.norm(L - Lstar) / np.linalg.norm(Lstar)),
+                "learned": L.tolist(),
+            }
+    return row, curve, ev / ev[0]
 
 
 def _teachers(T: int):
@@ -130,56 +192,31 @@ def _teachers(T: int):
             f"pure delay at lag {d}": delay}
 
 
-def compare(options: CompareOptions) -> Comparison:
+def compare(options: CompareOptions, *, executor: Optional[Executor] = None) -> Comparison:
     """Every model's 1 % lag, effective rank and (unless ``train_lags`` is None) kernel-regression fits.
 
-    Pure computation: nothing is written (:func:`write_figure` draws; the command writes the JSON).
+    One :class:`ModelTask` per model, run by :func:`verify.executors.ordered_map` serially
+    (``executor=None``) or on ``executor`` (a process pool, a Dask cluster): the same numbers,
+    bit for bit.  Pure computation: nothing is written (:func:`write_figure` draws; the command
+    writes the JSON).
     """
-    from .diagonal import drop_lag, effective_rank
+    from .executors import ordered_map
 
     options.check()
-    dps = options.dps
-    models = _models()
-    T = options.lags
-    summary: Dict[str, Any] = {"lags": T, "dps": dps, "fraction": 0.01, "models": [],
+    summary: Dict[str, Any] = {"lags": options.lags, "dps": options.dps, "fraction": 0.01, "models": [],
                "train_lags": options.train_lags,
                "train_sequences": None if options.train_lags is None else options.train_sequences}
-    curves, spectra = {}, {}
-    for name, family, kern, diag, desc in progress(models, desc="ssm compare: kernels", enabled=options.progress):
-        lag1, wmax = drop_lag(diag, 0.01, max_lag=options.max_lag)
-        K = kern(T, dps)
-        A = np.array([[float(v) for v in row] for row in K])
-        er = effective_rank(A)
-        ev = np.sort(np.clip(np.linalg.eigvalsh((A + A.T) / 2), 0, None))[::-1]
-        far = max(min(options.max_lag, 20_000), 33)
-        grid = sorted(set(range(33)) | {int(round(x)) for x in np.geomspace(32, far, 160)})
-        curves[name] = (np.array(grid), np.array([float(v) for v in diag(grid)]))
-        spectra[name] = ev / ev[0]
-        summary["models"].append({
-            "name": name, "family": family, "description": desc, "one_percent_lag": lag1,
-            "one_percent_note": (None if lag1 is not None
-                                 else f"stays above 1 % of its maximum up to lag {options.max_lag}"),
-            "max_weight": wmax, "effective_rank": er, "kernel": K,
-        })
-    teachers = {}
+    X, teachers = None, {}
     if options.train_lags is not None:
-        Tt, N = options.train_lags, options.train_sequences
         rng = np.random.default_rng(options.seed)
-        X = rng.standard_normal((N, Tt))  # row i: x_i(T-1-l), the final output of sequence i
-        teachers = _teachers(Tt)
-        for m in progress(summary["models"], desc="ssm compare: kernel regression", enabled=options.progress):
-            K = m["kernel"]
-            Kt = [row[:Tt] for row in K[:Tt]]
-            m["fits"] = {}
-            for tname, Lstar in teachers.items():
-                y = X @ Lstar
-                L = np.array([float(v) for v in implicit_bias_solution(Kt, X.tolist(), y.tolist(), dps=dps)])
-                m["fits"][tname] = {
-                    "relative_error": float(np.linalg.norm(L - Lstar) / np.linalg.norm(Lstar)),
-                    "learned": L.tolist(),
-                }
-    for m in summary["models"]:
-        m.pop("kernel")
+        X = rng.standard_normal((options.train_sequences, options.train_lags))  # row i: x_i(T-1-l)
+        teachers = _teachers(options.train_lags)
+    tasks = [ModelTask(m, options, X, tuple(teachers.items())) for m in models()]
+    curves, spectra = {}, {}
+    for row, curve, spectrum in ordered_map(model_result, tasks, executor=executor, desc="ssm compare",
+                                            progress=options.progress):
+        summary["models"].append(row)
+        curves[row["name"]], spectra[row["name"]] = curve, spectrum
     summary["teachers"] = {k: v.tolist() for k, v in teachers.items()}
     summary["notes"] = [
         "lag weights: diagonal Theta(l, l) of the exact wide-limit kernel (theory/), no D term in any model",

@@ -6,7 +6,11 @@ Checks a claimed wide-width NTK against empirical NTKs of finite networks
 returns ``(params, apply)``; ``kernel(X, Xp)`` the claimed NTK
 ``(B, T, n_y, B', T', n_y)``.  Prints a table (or, with ``--json``, one object
 with ``"verdict"``, the tests, ``"min_detectable"``, the rate and every draw's
-seed and statistics).  Exit status 0: consistent, 1: inconsistent, 2: bad input.
+seed and statistics).  ``--workers N`` / ``--dask ADDRESS`` run the draws on a process pool
+or a Dask cluster (:mod:`verify.executors`): the workers load ``--model`` themselves (a
+remote cluster needs the module importable there, or the file at the same path), and the
+report's numbers are the serial run's, bit for bit.
+Exit status 0: consistent, 1: inconsistent, 2: bad input.
 """
 from __future__ import annotations
 
@@ -42,10 +46,15 @@ def add_arguments(p) -> None:
                    help="auto: Jacobian contraction up to this many MiB of Jacobians (default 1024)")
     p.add_argument("--threads", type=int, default=None, help="torch threads during the check (default: torch's)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    from ..executors import add_executor_arguments
+
+    add_executor_arguments(p)  # --workers N, --dask ADDRESS: where the draws run (verify/executors.py)
 
 
 def run(args) -> int:
-    model = load_callable(args.model)
+    from ..executors import executor_options, open_executor
+
+    load_callable(args.model)  # a bad reference is one line before any work; the draws load it where they run
     kernel = load_callable(args.kernel)
     X = load_inputs(args.inputs)
     widths = _ints(args.widths, "--widths")
@@ -57,10 +66,13 @@ def run(args) -> int:
         alpha=args.alpha, power=args.power, method=args.method,
         max_jacobian_bytes=args.max_jacobian_mib << 20, threads=args.threads,
     )
-    report = check_claim(model, kernel, X, options, progress=not args.json)
+    where = executor_options(args, spawn=True)  # --workers/--dask, checked first; torch needs spawned processes
+    with open_executor(where) as executor:  # closed also on errors and KeyboardInterrupt
+        report = check_claim(args.model, kernel, X, options, progress=not args.json, executor=executor)
     if args.json:
         out = report.to_dict()
-        out = {"model": args.model, "kernel": args.kernel, "inputs": str(args.inputs), **out}
+        out = {"model": args.model, "kernel": args.kernel, "inputs": str(args.inputs), **out,
+               "executor": where.describe()}
         print(json.dumps(versioned(out)))
     else:
         print(format_report(report))

@@ -4,7 +4,8 @@
   diagonal recurrence, by group and total (``theory.diagonal.lag_kernel``).
 * ``ssm compare --out DIR``: dense RNN against diagonal initializations: lag
   weights, 1 % lags, effective ranks and kernel-regression fits (PNG + JSON), computed
-  by :mod:`verify.ssm_compare`; this module only parses, checks, calls and prints.
+  by :mod:`verify.ssm_compare` (one task per model; ``--workers``/``--dask`` run them on a
+  process pool or a Dask cluster); this module only parses, checks, calls and prints.
 """
 from __future__ import annotations
 
@@ -68,6 +69,9 @@ def add_arguments(p) -> None:
     c.add_argument("--no-train", action="store_true", help="skip the kernel-regression example")
     c.add_argument("--dps", type=arg_type(validate.dps, "--dps"), default=20, help="digits of the exact kernels (default 20)")
     c.add_argument("--seed", type=arg_type(_seed, "--seed"), default=0, help="seed of the training inputs (default 0)")
+    from ..executors import add_executor_arguments
+
+    add_executor_arguments(c)  # --workers N, --dask ADDRESS: where the models are computed (verify/executors.py)
     c.set_defaults(_ssm=run_compare)
 
 
@@ -177,9 +181,13 @@ def run_compare(args) -> int:
     options.check()
     validate.check_cost(options.cost(), "--lags/--max-lag/--train-lags/--dps")
     require("matplotlib", "ssm compare (its figure ssm_compare.png)", "plot")
+    from ..executors import executor_options, open_executor
+
+    where = executor_options(args)  # --workers/--dask, checked before the work
     with output.report_folder(args.out, COMPARE_FILES, force=args.force) as outputs:
-        result = compare(options)
-        write_json(outputs.path("ssm_compare.json"), versioned(result.summary))
+        with open_executor(where) as executor:  # closed also on errors and KeyboardInterrupt
+            result = compare(options, executor=executor)
+        write_json(outputs.path("ssm_compare.json"), versioned({**result.summary, "executor": where.describe()}))
         write_figure(result, outputs.path("ssm_compare.png"))
     print(f"wrote {outputs.final('ssm_compare.png')} and {outputs.final('ssm_compare.json')}")
     teachers = result.teachers
