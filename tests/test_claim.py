@@ -322,7 +322,8 @@ def test_draws_on_pools_equal_the_serial_draws(tmp_path):
 def test_a_model_that_cannot_travel_is_refused_before_any_work():
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(1) as pool, pytest.raises(ClaimError, match="cannot be sent to the workers.*MODULE:FUNCTION"):
+    refused = "cannot be sent to the workers.*MODULE:FUNCTION"
+    with ProcessPoolExecutor(1) as pool, pytest.raises(ClaimError, match=refused):
         check_claim(lambda n, s: elman.relu_model(n, s), elman.relu_kernel, inputs(1, 2),
                     ClaimOptions(widths=(4, 8), seeds=3, threads=1), executor=pool)
     with pytest.raises(ClaimError, match="MODULE:FUNCTION"):

@@ -543,7 +543,7 @@ def _model_reference(model, executor: Optional[Executor]):
 
 def _cloudpickles(obj) -> bool:
     try:
-        import cloudpickle
+        import cloudpickle  # type: ignore[import-untyped]
 
         cloudpickle.dumps(obj)
         return True

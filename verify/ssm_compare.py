@@ -34,7 +34,8 @@ from theory.weights import lag_weights
 from . import validate
 from .errors import BadInput
 
-__all__ = ["CompareOptions", "Comparison", "Model", "ModelTask", "models", "model_result", "compare", "write_figure", "DENSE_SW", "RING", "LRU_DEFAULT", "S4D"]
+__all__ = ["CompareOptions", "Comparison", "Model", "ModelTask", "models", "model_result", "compare",
+           "write_figure", "DENSE_SW", "RING", "LRU_DEFAULT", "S4D"]
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,9 @@ class Comparison:
 
 
 DENSE_SW = ("0.8", "0.9", "0.95")
-RING = dict(r_min="0.9", r_max="0.999", max_phase="pi/10", sigma_d=None)
-LRU_DEFAULT = dict(r_min="0", r_max="1", max_phase="6.28", sigma_d=None)
-S4D = dict(kind="lin", state_size=64, dt="0.01")
+RING: Dict[str, Any] = dict(r_min="0.9", r_max="0.999", max_phase="pi/10", sigma_d=None)
+LRU_DEFAULT: Dict[str, Any] = dict(r_min="0", r_max="1", max_phase="6.28", sigma_d=None)
+S4D: Dict[str, Any] = dict(kind="lin", state_size=64, dt="0.01")
 
 
 @dataclass(frozen=True)
@@ -99,22 +100,32 @@ class Model:
     sigma_w: Optional[str] = None
     diagonal_spec: Optional[DiagonalSpec] = None
 
+    def _dense(self) -> RNNSpec:
+        if self.sigma_w is None:
+            raise BadInput(f"model {self.name!r}: family 'dense' needs sigma_w")
+        return RNNSpec(sigma_w=self.sigma_w)
+
+    def _spec(self) -> DiagonalSpec:
+        if self.diagonal_spec is None:
+            raise BadInput(f"model {self.name!r}: family 'diagonal' needs a DiagonalSpec")
+        return self.diagonal_spec
+
     def kernel(self, T: int, dps: int) -> List[List[Any]]:
         """The exact ``T x T`` lag kernel (mpmath numbers)."""
         if self.family == "dense":
-            b = lag_weights(RNNSpec(sigma_w=self.sigma_w), T, dps=dps)
+            b = lag_weights(self._dense(), T, dps=dps)
             return [[b[i] if i == j else 0 * b[i] for j in range(T)] for i in range(T)]
         if self.family == "diagonal":
-            return lag_kernel(self.diagonal_spec, T, dps=dps).total
+            return lag_kernel(self._spec(), T, dps=dps).total
         return s4d_c_share(S4D["kind"], T, state_size=S4D["state_size"], dt=S4D["dt"], dps=dps)
 
     def diagonal(self, lags: Sequence[int]) -> List[Any]:
         """``Theta(l, l)`` at each of ``lags`` (15 digits)."""
         if self.family == "dense":
-            b = lag_weights(RNNSpec(sigma_w=self.sigma_w), max(lags) + 1, dps=15)
+            b = lag_weights(self._dense(), max(lags) + 1, dps=15)
             return [b[l] for l in lags]
         if self.family == "diagonal":
-            return lag_kernel_diagonal(self.diagonal_spec, lags, dps=15)
+            return lag_kernel_diagonal(self._spec(), lags, dps=15)
         return s4d_c_share_diagonal(S4D["kind"], lags, state_size=S4D["state_size"], dt=S4D["dt"], dps=15)
 
 
