@@ -559,3 +559,24 @@ def test_library_argument_errors_are_bad_input():
                  lambda: relative_distance(np.ones(3), np.ones(3), np.ones(3))):
         with pytest.raises(BadInput):
             call()
+
+
+@pytest.mark.parametrize("argv", [
+    ["claim", "--model", "verify.claims.elman:relu_model", "--kernel", "verify.claims.elman:relu_kernel",
+     "--inputs", "X.npy"],
+    ["ssm", "compare", "--out", "o"],
+    ["power"],
+])
+def test_too_many_workers_is_refused_before_any_process_starts(argv, tmp_path, capsys, monkeypatch):
+    """A process pool of 100000 interpreters is refused with one line (at most 4 per core, at least 8)."""
+    import numpy as np
+
+    from verify.executors import max_local_workers
+
+    monkeypatch.chdir(tmp_path)
+    np.save("X.npy", np.ones((1, 2, 1)))
+    assert cli.main(argv + ["--workers", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"at most {max_local_workers()} here" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["X.npy"]
+    assert max_local_workers() >= 8

@@ -41,6 +41,7 @@ __all__ = [
     "ClusterError",
     "add_executor_arguments",
     "executor_options",
+    "max_local_workers",
     "open_executor",
     "ordered_map",
 ]
@@ -120,9 +121,18 @@ def executor_options(args, *, device: str = "cpu", spawn: bool = False) -> Execu
     CPU: its OpenMP thread pool, once used, does not survive a fork)."""
     opts = ExecutorOptions(workers=int(getattr(args, "workers", 1) or 1), dask=getattr(args, "dask", None),
                            spawn=spawn or device == "cuda")
+    most = max_local_workers()
+    if opts.workers > most:
+        raise BadInput(f"--workers {opts.workers}: more processes than this machine runs usefully (each one an "
+                       f"interpreter with its own memory); at most {most} here (4 per core, at least 8)")
     if opts.dask is not None:
         require("distributed", "--dask", "dask")
     return opts
+
+
+def max_local_workers() -> int:
+    """The most ``--workers`` the command line starts on this machine: 4 per core, at least 8."""
+    return max(8, 4 * (os.cpu_count() or 1))
 
 
 @contextmanager
