@@ -283,9 +283,19 @@ def test_bad_dask_flags_exit_2_one_line(extra, fragment, capsys):
     assert rc == 2 and out == "" and fragment in err and len(err.strip().splitlines()) == 1, err
 
 
+def _claim_argv(folder) -> list:
+    import numpy as np
+
+    np.save(folder / "X.npy", np.ones((1, 2, 1)))
+    return ["claim", "--model", "verify.claims.elman:erf_model", "--kernel", "verify.claims.elman:erf_kernel",
+            "--inputs", str(folder / "X.npy"), "--widths", "4,8", "--seeds", "3"]
+
+
 @needs_dask
-@pytest.mark.parametrize("command", [SWEEP, POWER])
-def test_unreachable_or_malformed_address_exit_2_one_line(command, capsys):
+@pytest.mark.parametrize("name", ["sweep", "power", "claim", "ssm compare"])
+def test_unreachable_or_malformed_address_exit_2_one_line(name, tmp_path, capsys):
+    command = {"sweep": lambda: SWEEP, "power": lambda: POWER, "claim": lambda: _claim_argv(tmp_path),
+               "ssm compare": lambda: ["ssm", "compare", "--out", str(tmp_path / "o"), "--lags", "4"]}[name]()
     for address, fragment in [(_closed_port_address(), "cannot reach a Dask scheduler"),
                               ("no-port-here", "not a scheduler address"),
                               ("http://127.0.0.1:8786", "unknown scheme 'http'")]:
@@ -293,6 +303,7 @@ def test_unreachable_or_malformed_address_exit_2_one_line(command, capsys):
         rc, out, err = _cli(command + ["--dask", address], capsys)
         assert rc == 2 and out == "" and fragment in err and len(err.strip().splitlines()) == 1, err
         assert time.monotonic() - t0 < 5  # a refused port is known at once, not after the connect timeout
+    assert not (tmp_path / "o").exists()  # ssm compare: nothing written
 
 
 @needs_dask
