@@ -292,7 +292,7 @@ class _Layout:
 
     K: np.ndarray
     norm2: float
-    blocks: Tuple[Tuple[int, np.ndarray], ...]  # (time, boolean mask) with a nonzero claim block
+    blocks: Tuple[Tuple[int, np.ndarray], ...]  # (time t, the rows of time t) where the claim's t-block is nonzero
 
     @property
     def names(self) -> List[str]:
@@ -308,9 +308,9 @@ def _layout(claim: np.ndarray, B: int, T: int, ny: int) -> _Layout:
     times = np.broadcast_to(np.arange(T)[None, :, None], (B, T, ny)).reshape(M)
     blocks = []
     for t in range(T):
-        mask = np.outer(times == t, times == t)
-        if np.sum(K[mask] ** 2) > 0:
-            blocks.append((t, mask))
+        rows = np.flatnonzero(times == t)
+        if np.sum(K[np.ix_(rows, rows)] ** 2) > 0:
+            blocks.append((t, rows))
     return _Layout(K, norm2, tuple(blocks))
 
 
@@ -320,9 +320,10 @@ def claim_statistics(theta: np.ndarray, layout: _Layout) -> Dict[str, float]:
     E = theta.reshape(K.shape)
     g = float(np.sum(E * K) / layout.norm2)
     out = {"gain": g}
-    for t, mask in layout.blocks:
-        k = K[mask]
-        out[f"gain_t{t}"] = float(np.sum(E[mask] * k) / np.sum(k * k))
+    for t, rows in layout.blocks:
+        block = np.ix_(rows, rows)
+        k = K[block]
+        out[f"gain_t{t}"] = float(np.sum(E[block] * k) / np.sum(k * k))
     out["residual"] = float(np.sum((E - g * K) ** 2) / layout.norm2)
     out["rel_error"] = float(math.sqrt(np.sum((E - K) ** 2) / layout.norm2))
     return out
