@@ -77,6 +77,7 @@ __all__ = [
     "decide",
     "rate",
     "ClaimDraw",
+    "model_reference",
     "draw_kernel",
     "run_draw",
     "check_claim",
@@ -473,25 +474,25 @@ RULE = ("at the largest width N a statistic fails when |mean - claim| > t_a se +
         "each event at level alpha/(2d) for d statistics (Bonferroni): false failure <= alpha")
 
 
-def _call_model(model, width: int, seed: int):
+def _call_user(label: str, fn: Callable, *args):
+    """``fn(*args)``; an exception of the user's code becomes one line naming the call ``label``."""
     try:
-        out = model(width, seed)
+        return fn(*args)
     except BadInput:
         raise
     except Exception as exc:
-        raise ClaimError(f"model({width}, {seed}) raised {type(exc).__name__}: {exc}") from None
+        raise ClaimError(f"{label} raised {type(exc).__name__}: {exc}") from None
+
+
+def _call_model(model, width: int, seed: int):
+    out = _call_user(f"model({width}, {seed})", model, width, seed)
     if not (isinstance(out, tuple) and len(out) == 2 and callable(out[1])):
         raise ClaimError(f"model({width}, {seed}) must return (params, apply)")
     return out
 
 
 def _call_kernel(kernel, X: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
-    try:
-        K = kernel(X, X)
-    except BadInput:
-        raise
-    except Exception as exc:
-        raise ClaimError(f"kernel(X, X) raised {type(exc).__name__}: {exc}") from None
+    K = _call_user("kernel(X, X)", kernel, X, X)
     try:
         K = np.asarray(K, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -516,16 +517,19 @@ def check_claim(model, kernel, X, options: ClaimOptions = ClaimOptions(), *, pro
     run.  With an executor, a reference travels to the workers and is loaded there (the module
     must be importable there, or the file readable at the same path); a callable must pickle.
     """
-    return _check_claim(_model_reference(model, executor), kernel, X, options, progress, executor)
+    return _check_claim(model_reference(model, executor), kernel, X, options, progress, executor)
 
 
-def _model_reference(model, executor: Optional[Executor]):
-    """``model`` as a task carries it: a reference with an absolute file path, or the callable
-    itself (checked to pickle when it must travel to other processes)."""
+def model_reference(model, executor: Optional[Executor] = None):
+    """``model`` as a task carries it, checked before any work: a ``"MODULE:FUNCTION"`` reference
+    (a ``.py`` path made absolute; loaded once here, into the per-process cache the tasks use),
+    or the callable itself (checked to pickle when ``executor`` sends it to other processes)."""
     if isinstance(model, str):
-        load_callable(model)  # a bad reference: one line, before any work
-        modname, _, attr = model.rpartition(":")
-        return f"{Path(modname).resolve()}:{attr}" if modname.endswith(".py") else model
+        if model.count(":") >= 1 and model.rpartition(":")[0].endswith(".py"):
+            modname, _, attr = model.rpartition(":")
+            model = f"{Path(modname).resolve()}:{attr}"
+        _resolve(model)  # a bad reference: one line, before any work
+        return model
     if not callable(model):
         raise ClaimError(f"model must be a callable or a 'MODULE:FUNCTION' reference, got {type(model).__name__}")
     if executor is not None and not isinstance(executor, ThreadPoolExecutor):
@@ -620,9 +624,12 @@ def draw_kernel(task: ClaimDraw) -> Tuple[np.ndarray, str]:
 
 def run_draw(task: ClaimDraw) -> Dict[str, Any]:
     """``{"width", "index", "seed", statistics..., "method"}`` of one draw against ``task.layout``."""
+    return _draw_row(task, *draw_kernel(task))
+
+
+def _draw_row(task: ClaimDraw, theta: np.ndarray, used: str) -> Dict[str, Any]:
     if task.layout is None:
-        raise ClaimError("run_draw needs the claim's layout (ClaimDraw.layout)")
-    theta, used = draw_kernel(task)
+        raise ClaimError("a draw needs the claim's layout (ClaimDraw.layout)")
     B, T = task.X.shape[:2]
     if theta.shape[2] * B * T != task.layout.K.shape[0]:
         raise ClaimError(f"model({task.width}, {task.seed}) gives n_y = {theta.shape[2]}, another draw gave "
@@ -642,14 +649,12 @@ def _check_claim(model, kernel, X, options: ClaimOptions, progress: bool,
     tasks = [ClaimDraw(model, Xn, n, i, draw_seed(options.base_seed, n, i), options.method,
                        options.max_jacobian_bytes, options.threads)
              for n in options.widths for i in range(options.seeds_at(n))]
-    first = tasks[0]
-    theta, used = draw_kernel(first)  # here: n_y and the claim's layout, and a bad model fails at once
+    theta, used = draw_kernel(tasks[0])  # here: n_y and the claim's layout, and a bad model fails at once
     ny = theta.shape[2]
     layout = _layout(_call_kernel(kernel, Xn, (B, T, ny, B, T, ny)), B, T, ny)
-    draws: List[Dict[str, Any]] = [{"width": first.width, "index": first.index, "seed": first.seed,
-                                    **claim_statistics(theta, layout), "method": used}]
-    rest = [replace(t, layout=layout) for t in tasks[1:]]
-    draws += ordered_map(run_draw, rest, executor=executor, desc="claim", progress=None if progress else False)
+    tasks = [replace(t, layout=layout) for t in tasks]
+    draws = [_draw_row(tasks[0], theta, used)]
+    draws += ordered_map(run_draw, tasks[1:], executor=executor, desc="claim", progress=None if progress else False)
     method_used = {d.pop("method") for d in draws}
     names = layout.names
     means: Dict[int, Dict[str, float]] = {}

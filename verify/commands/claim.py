@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Tuple
 
-from ..claim import METHODS, ClaimError, ClaimOptions, check_claim, format_report, load_callable
+from ..claim import METHODS, ClaimError, ClaimOptions, check_claim, format_report, load_callable, model_reference
 from ..report_json import versioned
 from .kernel import load_inputs
 
@@ -54,7 +54,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from ..executors import executor_options, open_executor
 
-    load_callable(args.model)  # a bad reference is one line before any work; the draws load it where they run
+    model = model_reference(args.model)  # checked (and loaded once) before any work; the workers load it themselves
     kernel = load_callable(args.kernel)
     X = load_inputs(args.inputs)
     widths = _ints(args.widths, "--widths")
@@ -68,7 +68,7 @@ def run(args) -> int:
     )
     where = executor_options(args, spawn=True)  # --workers/--dask, checked first; torch needs spawned processes
     with open_executor(where) as executor:  # closed also on errors and KeyboardInterrupt
-        report = check_claim(args.model, kernel, X, options, progress=not args.json, executor=executor)
+        report = check_claim(model, kernel, X, options, progress=not args.json, executor=executor)
     if args.json:
         out = report.to_dict()
         out = {"model": args.model, "kernel": args.kernel, "inputs": str(args.inputs), **out,
