@@ -90,7 +90,7 @@ S4D: Dict[str, Any] = dict(kind="lin", state_size=64, dt="0.01")
 
 @dataclass(frozen=True)
 class Model:
-    """One model of the comparison, picklable: ``kind`` ``"dense"`` (``RNNSpec(sigma_w=sw)``: metric
+    """One model of the comparison, picklable: ``family`` ``"dense"`` (``RNNSpec(sigma_w=sw)``: metric
     ntk, conv1, no D, s_F = s_C = 1), ``"diagonal"`` (``DiagonalSpec(**law, scaling=scaling)``) or
     ``"s4d"`` (:data:`S4D`'s C share); :meth:`kernel` and :meth:`diagonal` evaluate :mod:`theory`."""
 
