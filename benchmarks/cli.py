@@ -19,7 +19,7 @@ import sys
 import time
 from typing import List, Optional, Tuple
 
-from verify.report_json import versioned
+from verify.internal.jsonio import versioned
 
 from .machine import machine_info, mem_available_bytes
 from .methods import ALIASES, METHODS

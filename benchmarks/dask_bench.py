@@ -3,7 +3,7 @@
 ``python -m benchmarks dask [--width 2048] [--lags 16] [--draws 16] [--workers 2] [--repeats 3]
 [--json OUT] [--markdown] [--quiet]``.
 
-One draw is one :func:`verify.sweep.run_task`: a width-``n`` network drawn from its seed and
+One draw is one :func:`verify.stats.sweep.run_task`: a width-``n`` network drawn from its seed and
 its lag Gram with ``L`` lags (float64, numpy), exactly what a sweep runs per ``(width, seed)``.
 The same ``--draws`` tasks (seeds ``0..D-1``) run
 
@@ -11,8 +11,8 @@ The same ``--draws`` tasks (seeds ``0..D-1``) run
   ``python -m verify sweep`` does), and, when threadpoolctl is installed, with one BLAS thread
   (what each cluster worker has);
 * on a ``LocalCluster`` of ``--workers`` worker processes, one thread each
-  (:func:`verify.executors.open_executor` with ``--dask local``), through
-  :func:`verify.executors.ordered_map` as a sweep does.
+  (:func:`verify.internal.executors.open_executor` with ``--dask local``), through
+  :func:`verify.internal.executors.ordered_map` as a sweep does.
 
 The modes alternate ``--repeats`` times inside one cluster session (so a load change on the
 machine hits both alike) and the median wall time of each is reported as draws per second,
@@ -43,9 +43,9 @@ PROG = "python -m benchmarks dask"
 
 def _tasks(width: int, lags: int, draws: int) -> list:
     from theory.spec import RNNSpec
-    from verify.backend import ComputeOptions
-    from verify.ntk import limit_lag_gram
-    from verify.sweep import SweepTask
+    from verify.engine.backend import ComputeOptions
+    from verify.engine.ntk import limit_lag_gram
+    from verify.stats.sweep import SweepTask
 
     spec = RNNSpec(sigma_w="0.9")
     limit = limit_lag_gram(spec, lags)
@@ -65,7 +65,7 @@ def _serial_one_thread(tasks: list) -> Optional[Callable[[], list]]:
         from threadpoolctl import threadpool_limits
     except ImportError:
         return None
-    from verify.sweep import run_task
+    from verify.stats.sweep import run_task
 
     def run() -> list:
         with threadpool_limits(limits=1):
@@ -77,8 +77,8 @@ def _serial_one_thread(tasks: list) -> Optional[Callable[[], list]]:
 def run_bench(width: int = 2048, lags: int = 16, draws: int = 16, workers: int = 2, repeats: int = 3,
               log: Callable[[str], None] = lambda msg: None) -> Dict[str, Any]:
     """Every number of the benchmark (see the module docstring), as a JSON-ready dict."""
-    from verify.executors import ExecutorOptions, open_executor, ordered_map
-    from verify.sweep import run_task
+    from verify.internal.executors import ExecutorOptions, open_executor, ordered_map
+    from verify.stats.sweep import run_task
 
     tasks = _tasks(width, lags, draws)
     run_task(_tasks(min(width, 64), lags, 1)[0])  # imports and first-call costs, untimed
@@ -179,7 +179,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     res["started_utc"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started))
     res["command"] = PROG + " " + " ".join(sys.argv[2:] if argv is None else list(argv))
     if args.json:
-        from verify.report_json import versioned
+        from verify.internal.jsonio import versioned
 
         with open(args.json, "w") as fh:
             json.dump(versioned(res), fh, indent=1)

@@ -293,7 +293,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ImportError:
         result["machine"]["python_flint"] = None
     if args.json:
-        from verify.report_json import versioned
+        from verify.internal.jsonio import versioned
 
         tmp = f"{args.json}.{os.getpid()}.tmp"
         with open(tmp, "w") as fh:

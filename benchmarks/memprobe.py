@@ -54,9 +54,9 @@ def probe(method: str, n: int, T: int, batch: int, max_bytes: float | None, use_
     if m.torch:
         import torch  # noqa: F401  (imported before the baseline)
 
-        import verify.autodiff  # noqa: F401
-    import verify.ntk  # noqa: F401
-    import verify.reference  # noqa: F401
+        import verify.engine.autodiff  # noqa: F401
+    import verify.engine.ntk  # noqa: F401
+    import verify.engine.reference  # noqa: F401
 
     # one-time initialization (lazy imports, BLAS buffers, torch.func set-up) is not the method's cost
     warm_up(m)

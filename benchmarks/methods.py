@@ -1,7 +1,7 @@
 """The problem every method is timed on, the methods, and their cost models.
 
 The methods are those of the library's single entry point
-:func:`verify.ntk.empirical_ntk` (``method=`` one of :data:`verify.ntk.NTK_METHODS`),
+:func:`verify.engine.ntk.empirical_ntk` (``method=`` one of :data:`verify.engine.ntk.NTK_METHODS`),
 plus the Krylov sequences alone as the floor.
 
 One problem per size ``(n, T)``: metric "ntk", convention conv1, ``s_W = 0.9``,
@@ -19,7 +19,7 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 
 from theory.spec import RNNSpec
-from verify.ntk import NTK_METHODS
+from verify.engine.ntk import NTK_METHODS
 
 BATCH = 4
 SPEC = RNNSpec(sigma_w="0.9", sigma_f=1, sigma_c=1, n_x=1, n_y=1, metric="ntk", convention="conv1")
@@ -27,7 +27,7 @@ SPEC = RNNSpec(sigma_w="0.9", sigma_f=1, sigma_c=1, n_x=1, n_y=1, metric="ntk", 
 
 def problem(n: int, T: int, batch: int = BATCH):
     """``(spec, rnn, X)`` for size ``(n, T)``: the same arrays in every process."""
-    from verify.rnn import init_rnn
+    from verify.engine.rnn import init_rnn
 
     rnn = init_rnn(SPEC, n, seed=0)
     X = np.random.default_rng(1).standard_normal((batch, T, SPEC.n_x))
@@ -35,20 +35,20 @@ def problem(n: int, T: int, batch: int = BATCH):
 
 
 def _krylov(spec, rnn, X):
-    from verify.ntk import krylov
+    from verify.engine.ntk import krylov
 
     return krylov(rnn, X.shape[1])
 
 
 def _ntk(spec, rnn, X, *, method: str):
-    """One method of the library's entry point :func:`verify.ntk.empirical_ntk`."""
-    from verify.ntk import empirical_ntk
+    """One method of the library's entry point :func:`verify.engine.ntk.empirical_ntk`."""
+    from verify.engine.ntk import empirical_ntk
 
     return empirical_ntk(rnn, spec, X, method=method)
 
 
 def _lag_gram(spec, rnn, X):
-    from verify.ntk import lag_gram
+    from verify.engine.ntk import lag_gram
 
     return lag_gram(rnn, spec, X.shape[1])
 
@@ -77,24 +77,24 @@ class Method:
     ntk: bool = True  # returns the NTK (compared with the structured one)
 
 
-#: How each method of :data:`verify.ntk.NTK_METHODS` is labelled and costed here:
+#: How each method of :data:`verify.engine.ntk.NTK_METHODS` is labelled and costed here:
 #: (label, needs torch, memory lower bound, time ~ (n T)^2).
 _COSTS: Dict[str, Tuple[str, bool, Optional[Callable[[int, int, int], float]], bool]] = {
-    "structured": ("structured: lag Gram + contraction (verify.ntk)", False, None, False),
-    "bptt": ("reference BPTT (verify.reference)", False, _jac_bytes, True),
+    "structured": ("structured: lag Gram + contraction (verify.engine.ntk)", False, None, False),
+    "bptt": ("reference BPTT (verify.engine.reference)", False, _jac_bytes, True),
     "jacobian": ("torch.func vmap(jacrev) contraction", True, _jac_bytes, True),
     "ntvp": ("torch.func NTK-vector products", True, None, True),
 }
 
-#: The Krylov floor, then every method of :func:`verify.ntk.empirical_ntk`, run through it.
+#: The Krylov floor, then every method of :func:`verify.engine.ntk.empirical_ntk`, run through it.
 METHODS: Dict[str, Method] = {
-    "krylov": Method("krylov", "Krylov floor (verify.ntk.krylov)", _krylov, ntk=False),
+    "krylov": Method("krylov", "Krylov floor (verify.engine.ntk.krylov)", _krylov, ntk=False),
     **{name: Method(name, _COSTS[name][0], partial(_ntk, method=name), torch=_COSTS[name][1],
                     min_bytes=_COSTS[name][2], quadratic_time=_COSTS[name][3])
        for name in NTK_METHODS},
 }
 
-#: Names the benchmark used before its methods were those of :func:`verify.ntk.empirical_ntk`.
+#: Names the benchmark used before its methods were those of :func:`verify.engine.ntk.empirical_ntk`.
 ALIASES = {"reference": "bptt", "ntk_vp": "ntvp"}
 
 #: parts of the structured method, timed separately to show where its time goes

@@ -170,7 +170,7 @@ def run_ntk(
 
 def _structured_parts(spec, rnn, X, repeats: int) -> Dict[str, float]:
     """Medians of the structured method's parts: Krylov, lag Gram (includes Krylov), contraction."""
-    from verify.ntk import krylov, lag_gram, ntk_from_lag_gram
+    from verify.engine.ntk import krylov, lag_gram, ntk_from_lag_gram
 
     T = X.shape[1]
     lg = lag_gram(rnn, spec, T)

@@ -1,8 +1,8 @@
 """Independent cross-check: the NTK by automatic differentiation (torch.func) equals the structured path.
 
-``empirical_ntk(..., method="jacobian")`` (``verify.autodiff.jacobian_ntk``) differentiates
+``empirical_ntk(..., method="jacobian")`` (``verify.engine.autodiff.jacobian_ntk``) differentiates
 the plain forward recurrence with ``vmap(jacrev)`` and contracts the dense Jacobians; it shares no code with the
-lag Gram / Krylov route of ``verify.ntk`` (only ``group_scales``, the metric's
+lag Gram / Krylov route of ``verify.engine.ntk`` (only ``group_scales``, the metric's
 per-group factor, which ``tests`` check against ``theory`` elsewhere).  The
 issue's requirement: agreement to 1e-10 relative (Frobenius norm over the whole
 ``(B, T, n_y, B', T', n_y)`` array) in float64 on random networks.  Why 1e-10 is
@@ -23,9 +23,9 @@ torch = pytest.importorskip("torch")
 
 from theory.spec import RNNSpec  # noqa: E402
 from verify import strategies as vst  # noqa: E402
-from verify.backend import BackendError, get_backend, to_numpy  # noqa: E402
-from verify.ntk import empirical_ntk  # noqa: E402
-from verify.rnn import LinearRNN, init_rnn  # noqa: E402
+from verify.engine.backend import BackendError, get_backend, to_numpy  # noqa: E402
+from verify.engine.ntk import empirical_ntk  # noqa: E402
+from verify.engine.rnn import LinearRNN, init_rnn  # noqa: E402
 
 TOL = 1e-10
 LR = (0, "0.5", 1, 2)

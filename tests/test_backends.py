@@ -22,10 +22,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from theory.spec import RNNSpec, SpecError
-from verify.backend import Backend, BackendError, get_backend, to_numpy
-from verify.ntk import empirical_ntk, lag_gram
-from verify.rnn import LinearRNN, forward, impulse_response, init_rnn
-from verify.scm import ScaledConvModel, scm_forward, scm_from_spec, scm_gradient, scm_jacobian, scm_ntk
+from verify.engine.backend import Backend, BackendError, get_backend, to_numpy
+from verify.engine.ntk import empirical_ntk, lag_gram
+from verify.engine.rnn import LinearRNN, forward, impulse_response, init_rnn
+from verify.engine.scm import ScaledConvModel, scm_forward, scm_from_spec, scm_gradient, scm_jacobian, scm_ntk
 
 try:  # the project's exported strategies, when that module exists
     from verify import strategies as _strategies
@@ -359,7 +359,7 @@ def test_cli_missing_backend_or_device_exits_2(argv, needle, tmp_path, capsys, m
     torch = pytest.importorskip("torch")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CUDA machine behaves like this one
     monkeypatch.setitem(sys.modules, "cupy", None)
-    from verify.cli import main
+    from verify.cli.main import main
 
     assert main(argv + ["--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
@@ -377,7 +377,7 @@ def test_to_numpy_round_trip(backend):
 def test_gpu_check_on_the_cpu(tmp_path, capsys):
     """``python -m verify gpu-check --device cpu`` at small widths: every section of the report is there."""
     pytest.importorskip("torch")
-    from verify.cli import main
+    from verify.cli.main import main
 
     out = tmp_path / "gc"
     rc = main(["gpu-check", "--device", "cpu", "--backend", "torch", "--max-width", "256", "--num-widths", "3",
@@ -403,7 +403,7 @@ def test_gpu_check_on_the_cpu(tmp_path, capsys):
 def test_gpu_check_drops_widths_that_do_not_fit_the_time_limit(tmp_path):
     """With no time left, no width is swept: the report says so and the run fails (exit 1)."""
     pytest.importorskip("torch")
-    from verify.cli import main
+    from verify.cli.main import main
 
     out = tmp_path / "gc"
     rc = main(["gpu-check", "--device", "cpu", "--backend", "torch", "--max-width", "64", "--num-widths", "3",
@@ -420,7 +420,7 @@ def test_gpu_check_runs_the_property_tests(tmp_path):
     import time
     from argparse import Namespace
 
-    from verify.gpu_check import run_pytest
+    from verify.harness.gpu_check import run_pytest
 
     args = Namespace(device="cpu", pytest_k="bad_backend_device_or_dtype")
     res = run_pytest(args, time.perf_counter() + 120, tmp_path, files=["test_backends.py"])
@@ -436,7 +436,7 @@ def test_gpu_check_runs_the_property_tests(tmp_path):
     (["--dtype", "float16"], "invalid choice"),
 ])
 def test_gpu_check_bad_input_exits_2(extra, needle, tmp_path, capsys):
-    from verify.cli import main
+    from verify.cli.main import main
 
     assert main(["gpu-check", "--device", "cpu", "--out", str(tmp_path / "o")] + extra) == 2
     err = capsys.readouterr().err.strip()
@@ -445,7 +445,7 @@ def test_gpu_check_bad_input_exits_2(extra, needle, tmp_path, capsys):
 
 # ------------------------------------------------- the computing commands take --backend/--device
 def _saved_network(tmp_path):
-    from verify.rnn import save_rnn
+    from verify.engine.rnn import save_rnn
 
     spec = RNNSpec(sigma_w="0.9", sigma_f="1", sigma_c="1", n_x=1, n_y=1)
     path = tmp_path / "net.npz"
@@ -461,11 +461,11 @@ def _saved_network(tmp_path):
 ])
 def test_commands_with_a_missing_backend_or_device_exit_2(command, backend_args, needle, tmp_path, capsys,
                                                           monkeypatch):
-    pytest.importorskip(f"verify.commands.{command}")
+    pytest.importorskip(f"verify.cli.commands.{command}")
     torch = pytest.importorskip("torch")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setitem(sys.modules, "cupy", None)
-    from verify.cli import main
+    from verify.cli.main import main
 
     extra = (["--weights", str(_saved_network(tmp_path)), "--sigma-w", "0.9", "--lags", "4"] if command == "ntk"
              else ["--out", str(tmp_path / "o")])
@@ -476,8 +476,8 @@ def test_commands_with_a_missing_backend_or_device_exit_2(command, backend_args,
 
 def test_ntk_command_same_lag_gram_on_every_cpu_backend(tmp_path, capsys):
     """End to end: ``python -m verify ntk --json`` gives the same Theta_n with numpy, array-api-strict, torch."""
-    pytest.importorskip("verify.commands.ntk")
-    from verify.cli import main
+    pytest.importorskip("verify.cli.commands.ntk")
+    from verify.cli.main import main
 
     path = _saved_network(tmp_path)
     grams = {}

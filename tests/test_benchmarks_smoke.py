@@ -27,7 +27,7 @@ def test_end_to_end_tiny(tmp_path, capsys):
     assert rc == 0
     text = capsys.readouterr().out
     assert "| n | T | method |" in text and "### Exact side (mpmath)" in text and "### Targets" in text
-    assert "cProfile of the structured method at n x T = 12x3" in text and "verify/ntk.py" in text
+    assert "cProfile of the structured method at n x T = 12x3" in text and "verify/engine/ntk.py" in text
     data = json.loads(out.read_text())
     recs = data["ntk"]
     assert {(r["n"], r["T"]) for r in recs} == {(12, 3)}
@@ -97,9 +97,9 @@ def test_skips_larger_sizes_after_a_time_kill(monkeypatch):
 
 
 def test_methods_are_the_entry_points_methods(capsys):
-    """Every method of verify.ntk.empirical_ntk is benchmarked (after the Krylov floor), through it; the
+    """Every method of verify.engine.ntk.empirical_ntk is benchmarked (after the Krylov floor), through it; the
     names the benchmark used before are still accepted on the command line."""
-    from verify.ntk import NTK_METHODS
+    from verify.engine.ntk import NTK_METHODS
 
     assert tuple(METHODS) == ("krylov", *NTK_METHODS)
     assert all(METHODS[m].run.keywords == {"method": m} for m in NTK_METHODS)
@@ -123,14 +123,14 @@ def test_bad_arguments_exit_2(argv, capsys):
 @pytest.mark.parametrize("metric", ["ntk", "variance", "standard"])
 @pytest.mark.parametrize("convention", ["conv1", "conv2"])
 def test_autodiff_baselines_agree_with_the_lag_gram(metric, convention):
-    # the benchmark's torch.func baselines compute the same kernel as verify.ntk, with D,
+    # the benchmark's torch.func baselines compute the same kernel as verify.engine.ntk, with D,
     # unequal learning rates, a frozen group, n_x = n_y = 2 and two different batches
     pytest.importorskip("torch")
     import numpy as np
 
     from theory.spec import RNNSpec
-    from verify.ntk import empirical_ntk
-    from verify.rnn import init_rnn
+    from verify.engine.ntk import empirical_ntk
+    from verify.engine.rnn import init_rnn
 
     spec = RNNSpec(sigma_w="0.9", sigma_f="1.3", sigma_c="0.7", sigma_d="0.5", n_x=2, n_y=2, metric=metric,
                    convention=convention, lr_w="0.5", lr_c=2, lr_f=0)

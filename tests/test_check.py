@@ -1,6 +1,6 @@
 """``python -m verify check DIR``: the exact finite-width test on networks saved as .npz files.
 
-The statistics are :func:`verify.exact.exact_test`'s (docs/check.md); these tests check the
+The statistics are :func:`verify.stats.exact.exact_test`'s (docs/check.md); these tests check the
 command on folders of seeded networks: correct draws are accepted, wrong draws rejected with
 a power computed from the run's own ``min_detectable`` and the exact finite-width means, bad
 folders get one line and exit status 2, and the JSON report has its keys.
@@ -20,10 +20,10 @@ from scipy import stats
 from theory import RNNSpec
 from theory.finite_width import mean_lag_gram
 from verify import __version__
-from verify.check import check_folder, scan_folder
-from verify.cli import main
-from verify.exact import contrast_weights, predict
-from verify.rnn import LinearRNN, init_rnn, save_rnn
+from verify.cli.main import main
+from verify.engine.rnn import LinearRNN, init_rnn, save_rnn
+from verify.harness.check import check_folder, scan_folder
+from verify.stats.exact import contrast_weights, predict
 
 CLAIM = RNNSpec(sigma_w="0.9")  # what the check is told: s_W = 0.9, s_F = s_C = 1, ntk, conv1, no D
 LAGS = 16
@@ -294,8 +294,8 @@ def test_library_entry_point(tmp_path):
 def _rejections(drawn: RNNSpec, counts: Dict[int, int], reps: int, tag: int, lags: int = LAGS) -> int:
     """How many of ``reps`` fresh folders (drawn in memory: the same lag Grams and test as the
     command, without the files) the check rejects; seeds ``[2021, tag, r]``."""
-    from verify.exact import exact_test
-    from verify.ntk import lag_gram
+    from verify.engine.ntk import lag_gram
+    from verify.stats.exact import exact_test
 
     pred = predict(CLAIM, lags, list(counts))
     rejected = 0
@@ -333,7 +333,7 @@ def test_rejection_rates(name, drawn, counts, reps, at_least, at_most):
 @pytest.mark.parametrize("n, lags", [(32, 16), (128, 16)])
 def test_false_failures_by_width(n, lags):
     """One width, 64 correct networks, 16 lags. Testing every lag, n = 32 failed 25.5 % of the time
-    (m^2/n = 7); the exact test's calibration window (verify.exact.calibrated_lags) leaves the long
+    (m^2/n = 7); the exact test's calibration window (verify.stats.exact.calibrated_lags) leaves the long
     lags out at such widths.  At most 11 of 400 when the rate is <= 1 %: P(X >= 12) <= 8.5e-4."""
     k = _rejections(CLAIM, {n: 64}, 400, tag=n, lags=lags)
     print(f"\none width n = {n}, {lags} lags, 64 correct networks: {k} / 400 rejected")
@@ -342,7 +342,7 @@ def test_false_failures_by_width(n, lags):
 
 def test_narrow_widths_are_noted():
     # the exact test's notes become the check's warnings: which lags a width leaves untested
-    from verify.exact import calibrated_lags
+    from verify.stats.exact import calibrated_lags
 
     assert int(calibrated_lags(CLAIM, 16, 64).sum()) == 12  # m <= 11: 121 <= 128, 11 <= 16
     assert int(calibrated_lags(CLAIM, 16, 256).sum()) == 16

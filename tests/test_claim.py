@@ -1,10 +1,10 @@
-"""The claim harness (:mod:`verify.claim`) and its example clients (:mod:`verify.claims`).
+"""The claim harness (:mod:`verify.harness.claim`) and its example clients (:mod:`verify.claims`).
 
 What is shown, and where each threshold comes from:
 
 * The empirical NTK (torch.func) equals the project's independent routes at finite width:
-  the linear client against the structured lag-Gram NTK (:func:`verify.ntk.empirical_ntk`),
-  the LRU client against :func:`verify.diagonal.lag_gram`; Jacobian contraction against
+  the linear client against the structured lag-Gram NTK (:func:`verify.engine.ntk.empirical_ntk`),
+  the LRU client against :func:`verify.engine.diagonal.lag_gram`; Jacobian contraction against
   NTK-vector products.  Tolerance 1e-10 relative, as in ``tests/test_autodiff.py``: float64
   sums of at most ~n^2 T^2 products, worst case ``k u`` = 2e-12 at these sizes.
 * The decision rule's false-failure level and min_detectable, by simulation of the seed
@@ -31,7 +31,10 @@ from scipy.stats import binom
 torch = pytest.importorskip("torch")
 
 from theory.spec import RNNSpec  # noqa: E402
-from verify.claim import (  # noqa: E402
+from verify.claims import elman, lru, wrong  # noqa: E402
+from verify.claims.elman import Elman  # noqa: E402
+from verify.cli.main import main  # noqa: E402
+from verify.harness.claim import (  # noqa: E402
     ClaimError,
     ClaimOptions,
     _layout,
@@ -43,9 +46,6 @@ from verify.claim import (  # noqa: E402
     load_callable,
     min_detectable,
 )
-from verify.claims import elman, lru, wrong  # noqa: E402
-from verify.claims.elman import Elman  # noqa: E402
-from verify.cli import main  # noqa: E402
 
 FAST = dict(widths=(32, 64, 256), seeds=16, threads=1)
 
@@ -68,7 +68,7 @@ def inputs(B=2, T=4, seed=5, positive=False):
     RNNSpec(sigma_w="1.1", sigma_c="0.6", metric="standard", lr_c=2),
 ])
 def test_linear_client_equals_structured_ntk(spec):
-    from verify.ntk import empirical_ntk as structured
+    from verify.engine.ntk import empirical_ntk as structured
 
     client = Elman("linear", spec)
     X = np.random.default_rng(1).standard_normal((2, 5, spec.n_x))
@@ -82,7 +82,7 @@ def test_linear_client_equals_structured_ntk(spec):
 
 def test_lru_client_equals_lag_gram():
     from verify.claims.lru import _lagged
-    from verify.diagonal import init_diagonal, lag_gram
+    from verify.engine.diagonal import init_diagonal, lag_gram
 
     client = lru.LRU(lru.SPEC.replace(lr_nu="0.5", lr_theta=0))
     X = np.random.default_rng(3).standard_normal((2, 5, 1))

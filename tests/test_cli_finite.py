@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from theory.spec import RNNSpec
-from verify.cli import main
-from verify.ntk import empirical_ntk, lag_gram, limit_lag_gram
-from verify.rnn import init_rnn, load_rnn, save_rnn
+from verify.cli.main import main
+from verify.engine.ntk import empirical_ntk, lag_gram, limit_lag_gram
+from verify.engine.rnn import init_rnn, load_rnn, save_rnn
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--widths", "16,32,64", "--seeds", "3", "--lags", "4", "--bias-seeds", "0"]
@@ -45,7 +45,7 @@ def test_run_writes_report_and_exit_code_follows_verdict(tmp_path, capsys):
 
 
 def test_sweep_json_equals_library_sweep(capsys):
-    from verify.sweep import SweepPlan, sweep
+    from verify.stats.sweep import SweepPlan, sweep
 
     rc, out, _ = _run(["sweep", *FAST, "--json", "--base-seed", "4", "--confidence", "0.9"], capsys)
     rep = json.loads(out)
@@ -57,7 +57,7 @@ def test_sweep_json_equals_library_sweep(capsys):
 
 def test_exit_code_1_when_inconsistent(tmp_path, capsys, monkeypatch):
     """The CLI maps an inconsistent verdict to status 1: sweep replaced by one whose errors fall like n^-1."""
-    import verify.sweep as vs
+    import verify.stats.sweep as vs
 
     def fake_sweep(plan, **kw):
         plan = vs.SweepPlan(plan.spec, plan.widths, 4, plan.lags)
@@ -78,7 +78,7 @@ def test_exit_code_1_when_the_networks_are_not_what_the_spec_says(monkeypatch, c
     """Power through the real computation: draws made with s_W 1.2 times the specified one (1.08 instead
     of 0.9) are found inconsistent (exit 1).  Measured: the decisive exact test's p-value is 2e-5 at
     these sizes (alpha = 0.01); with the right s_W it is 0.87 and the exit status is 0."""
-    import verify.rnn as vr
+    import verify.engine.rnn as vr
 
     real = vr.init_rnn
     argv = ["sweep", "--widths", "32,64,128", "--seeds", "4", "--lags", "4", "--bias-seeds", "0", "--quiet"]

@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the command line: ``verify.cli.main(argv)`` on generated argument vectors.
+"""Property-based fuzzing of the command line: ``verify.cli.main.main(argv)`` on generated argument vectors.
 
 Hypothesis draws a command and, for its flags, valid and invalid values (numbers out of range,
 text, empty strings, huge sizes, NaN, exponents of a million) and odd files (empty, /dev/null,
@@ -28,7 +28,7 @@ import numpy as np
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from verify import cli
+from verify.cli import main as cli
 
 # ----------------------------------------------------------------------------- values
 BAD_NUMBERS = ["", "x", "-1", "0", "nan", "inf", "-inf", "1e1000000", "1" * 5000, "1e400", "--", "1/0", " "]

@@ -1,7 +1,7 @@
-"""``python -m verify gpu-check`` and its library, :mod:`verify.gpu_check` (run here on the CPU).
+"""``python -m verify gpu-check`` and its library, :mod:`verify.harness.gpu_check` (run here on the CPU).
 
 The check must work from an installed copy, which has no ``tests/`` folder: its property
-checks are library code (:func:`verify.gpu_check.property_checks`), and the test suite is an
+checks are library code (:func:`verify.harness.gpu_check.property_checks`), and the test suite is an
 optional extra whose absence the report states.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ import time
 import numpy as np
 import pytest
 
-from verify import gpu_check
-from verify.cli import main
-from verify.errors import BadInput
+from verify.cli.main import main
+from verify.harness import gpu_check
+from verify.internal.errors import BadInput
 
 
 def test_property_checks_pass_and_are_recorded():
@@ -28,7 +28,7 @@ def test_property_checks_pass_and_are_recorded():
 def test_property_checks_catch_a_wrong_backend(monkeypatch):
     """Power: a lag Gram off by 1e-9 (relative) on the device side fails the 1e-12 identity."""
     pytest.importorskip("array_api_strict")
-    import verify.ntk as vn
+    import verify.engine.ntk as vn
 
     real = vn.lag_gram
 

@@ -17,7 +17,7 @@ from fractions import Fraction
 import pytest
 
 from theory.spec import RNNSpec
-from verify.cli import main
+from verify.cli.main import main
 
 S1 = ["--sigma-w", "1", "--sigma-f", "1", "--sigma-c", "1"]
 
@@ -229,8 +229,8 @@ def test_missing_matplotlib_is_refused_before_work(tmp_path, monkeypatch, capsys
 
 
 def test_bias_curve_limit_matches_first_coefficient(capsys):
-    from verify.commands.moments import _poly as poly
-    from verify.commands.moments import bias_curve
+    from verify.cli.commands.moments import _poly as poly
+    from verify.cli.commands.moments import bias_curve
 
     rep = _json(["--lags", "6"], capsys)
     for l in range(6):

@@ -11,7 +11,7 @@ import pytest
 
 from theory.diagonal import DiagonalSpec, lag_kernel
 from theory.precision import context
-from verify.cli import main
+from verify.cli.main import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -117,11 +117,11 @@ def test_phase_above_two_pi_is_refused(phase, ok, capsys):
 
 
 def test_compare_is_library_code_that_writes_nothing(tmp_path, monkeypatch):
-    """verify.ssm_compare computes; the command only writes. 1 % lags by hand: dense s_W = 0.8,
+    """verify.experiments.ssm_compare computes; the command only writes. 1 % lags by hand: dense s_W = 0.8,
     beta_l / beta_0 = (l + 2) 0.64^l / 2 first <= 0.01 at l = 16 (18 * 0.64^16 / 2 = 0.0071,
     17 * 0.64^15 / 2 = 0.0107)."""
-    from verify.errors import BadInput
-    from verify.ssm_compare import CompareOptions, compare
+    from verify.experiments.ssm_compare import CompareOptions, compare
+    from verify.internal.errors import BadInput
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(BadInput, match="--train-sequences must be smaller"):
@@ -137,7 +137,7 @@ def test_compare_on_a_thread_pool_equals_serial():
     """One task per model: the comparison's numbers do not depend on where the tasks run."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from verify.ssm_compare import CompareOptions, compare
+    from verify.experiments.ssm_compare import CompareOptions, compare
 
     opts = CompareOptions(lags=6, train_lags=5, train_sequences=2, max_lag=60, dps=15, progress=False)
     ref = compare(opts)

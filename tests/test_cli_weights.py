@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from theory.series import memory_horizon, peak_lag, tail_weight, total_weight
 from theory.spec import CONVENTIONS, METRICS, RNNSpec
 from theory.weights import lag_shares, lag_weights
-from verify.cli import main
+from verify.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ["weights", "--sigma-w", "0.9", "--sigma-f", "1.3", "--sigma-c", "0.7"]

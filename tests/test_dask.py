@@ -29,9 +29,9 @@ from typing import Callable, Tuple
 import pytest
 
 from theory.spec import RNNSpec
-from verify.cli import main
-from verify.executors import DaskExecutor, ExecutorOptions, open_executor, ordered_map
-from verify.sweep import SweepPlan, sweep
+from verify.cli.main import main
+from verify.internal.executors import DaskExecutor, ExecutorOptions, open_executor, ordered_map
+from verify.stats.sweep import SweepPlan, sweep
 
 try:
     import cloudpickle
@@ -206,11 +206,11 @@ def _interrupt_after_first(items, *args, **kwargs):
 
 @needs_dask
 def test_cluster_closed_on_keyboard_interrupt(monkeypatch):
-    import verify.progress
+    import verify.internal.progress
 
     before = _children()
     env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED")}
-    monkeypatch.setattr(verify.progress, "progress", _interrupt_after_first)
+    monkeypatch.setattr(verify.internal.progress, "progress", _interrupt_after_first)
     with pytest.raises(KeyboardInterrupt):
         with open_executor(ExecutorOptions(workers=2, dask="local")) as ex:
             pids = _worker_pids(ex)
@@ -357,7 +357,7 @@ def test_executor_options_sizes_and_names():
 @needs_dask
 def test_cli_check_dask_local_equals_serial(tmp_path, capsys):
     """``check DIR``: one lag-Gram task per network file; the report on the cluster equals the serial one."""
-    from verify.rnn import init_rnn, save_rnn
+    from verify.engine.rnn import init_rnn, save_rnn
 
     spec = RNNSpec(sigma_w="0.9")
     for n in (8, 16):

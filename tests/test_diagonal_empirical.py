@@ -1,4 +1,4 @@
-"""Finite-width side of the diagonal-recurrence extension (verify.diagonal).
+"""Finite-width side of the diagonal-recurrence extension (verify.engine.diagonal).
 
 Statistics.  The lag Gram of a diagonal recurrence is a sum of n i.i.d. unit
 terms f_j (plus the deterministic D share), so E[Theta_n] = limit at EVERY
@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from theory.diagonal import DiagonalSpec
-from verify.diagonal import (
+from verify.engine.diagonal import (
     bonferroni_threshold,
     impulse_response,
     init_diagonal,
@@ -199,7 +199,7 @@ def test_gradients_match_finite_differences_through_the_recurrence(spec, seed):
 def test_init_follows_the_lru_law():
     """|lambda|^2 uniform on [r_min^2, r_max^2], phase on [0, max_phase], g = sqrt(1-|lambda|^2);
     KS distances for n = 20000 (critical value at 1e-6: sqrt(-ln(5e-7)/2)/sqrt(n) = 0.0190)."""
-    from verify.diagonal import eigenvalues, input_gain
+    from verify.engine.diagonal import eigenvalues, input_gain
 
     spec = DiagonalSpec(r_min="0.4", r_max="0.9", max_phase="pi/10")
     m = init_diagonal(spec, 20_000, 5)

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from theory.spec import SpecError
-from verify import cli, validate
-from verify.backend import BackendError
-from verify.errors import (
+from verify.cli import main as cli
+from verify.engine.backend import BackendError
+from verify.internal import validate
+from verify.internal.errors import (
     BadInput,
     LimitExceeded,
     MissingDependency,
@@ -110,7 +111,7 @@ def test_debug_env_values(monkeypatch):
 
 def test_internal_error_through_the_real_entry_point():
     """A subprocess: exit 1 and one line; with --debug the traceback (and still exit 1)."""
-    code = ("import sys, types; from verify import cli\n"
+    code = ("import sys, types; from verify.cli import main as cli\n"
             "m = types.ModuleType('boom'); m.add_arguments = lambda p: None\n"
             "def run(a): raise ZeroDivisionError('float division by zero')\n"
             "m.run = run; sys.modules['boom'] = m; cli.COMMANDS['boom'] = ('boom', 'x')\n"
@@ -361,8 +362,8 @@ def test_memory_estimate_bounds_the_measured_peak():
     import tracemalloc
 
     from theory.spec import RNNSpec
-    from verify.ntk import lag_gram
-    from verify.rnn import init_rnn
+    from verify.engine.ntk import lag_gram
+    from verify.engine.rnn import init_rnn
 
     for n, lags, nx, ny in ((384, 8, 1, 1), (96, 40, 2, 3)):
         spec = RNNSpec(sigma_w="0.9", n_x=nx, n_y=ny)
@@ -439,8 +440,8 @@ def test_a_new_report_folder_appears_in_one_step(tmp_path, capsys):
 @pytest.mark.parametrize("command", ["run", "reproduce", "ssm"])
 def test_failure_during_the_work_leaves_nothing(command, tmp_path, capsys, monkeypatch):
     """The work raises after the output was prepared: exit 1, and neither a partial file nor an empty folder."""
-    import verify.experiments as ex
-    import verify.sweep as vs
+    import verify.experiments.implicit_bias as ex
+    import verify.stats.sweep as vs
 
     def boom(*a, **k):
         raise RuntimeError("simulated failure in the middle of the work")
@@ -451,13 +452,13 @@ def test_failure_during_the_work_leaves_nothing(command, tmp_path, capsys, monke
     elif command == "reproduce":
         pytest.importorskip("matplotlib")
         monkeypatch.setattr(ex, "synthetic", boom)  # after the training experiment has run
-        from verify.commands import reproduce
+        from verify.cli.commands import reproduce
 
         monkeypatch.setattr(reproduce, "QUICK", dict(reproduce.QUICK, widths=[8], seeds={8: [0]}))
         argv = ["reproduce", "--quick"]
     else:
         pytest.importorskip("matplotlib")
-        import verify.ssm_compare as sc
+        import verify.experiments.ssm_compare as sc
 
         monkeypatch.setattr(sc, "write_figure", boom)  # after ssm_compare.json was written
         argv = ["ssm", "compare", "--lags", "4", "--train-lags", "3", "--train-sequences", "1", "--max-lag", "8"]
@@ -471,7 +472,7 @@ def test_failure_during_the_work_leaves_nothing(command, tmp_path, capsys, monke
 
 
 def test_missing_matplotlib_is_found_before_the_work(tmp_path, capsys, monkeypatch):
-    import verify.experiments as ex
+    import verify.experiments.implicit_bias as ex
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setattr(ex, "training_vs_theory", lambda *a, **k: pytest.fail("work started"))
@@ -485,7 +486,7 @@ def test_missing_matplotlib_is_found_before_the_work(tmp_path, capsys, monkeypat
 
 def test_figures_warning_comes_before_the_work(tmp_path, capsys, monkeypatch):
     """run/sweep draw figures optionally: without matplotlib one warning, printed before any draw."""
-    import verify.sweep as vs
+    import verify.stats.sweep as vs
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     seen = []
@@ -511,7 +512,7 @@ def test_reproduce_empty_out_is_refused(tmp_path, capsys, monkeypatch):
 
 
 def test_outputs_unit(tmp_path):
-    from verify import output
+    from verify.internal import output
 
     o = output.prepare(tmp_path / "x", ("a.txt", "b.txt"))
     assert o.staging.parent == tmp_path and o.staging.name.startswith(".x.partial-")
@@ -539,7 +540,7 @@ def test_zero_dimension_networks_are_refused_where_they_are_made():
     """n = 0 used to reach group_scales' division by n (ZeroDivisionError)."""
     import numpy as np
 
-    from verify.rnn import LinearRNN
+    from verify.engine.rnn import LinearRNN
 
     for W, F, C in ((np.zeros((0, 0)), np.zeros((0, 1)), np.zeros((1, 0))),
                     (np.eye(2), np.zeros((2, 0)), np.ones((1, 2))),
@@ -549,11 +550,11 @@ def test_zero_dimension_networks_are_refused_where_they_are_made():
 
 
 def test_library_argument_errors_are_bad_input():
-    """verify.train and verify.diagonal report bad arguments as BadInput (still ValueErrors)."""
+    """verify.experiments.train and verify.engine.diagonal report bad arguments as BadInput (still ValueErrors)."""
     import numpy as np
 
-    from verify.diagonal import bonferroni_threshold, effective_rank
-    from verify.train import relative_distance
+    from verify.engine.diagonal import bonferroni_threshold, effective_rank
+    from verify.experiments.train import relative_distance
 
     for call in (lambda: bonferroni_threshold(0), lambda: effective_rank(np.ones((2, 3))),
                  lambda: relative_distance(np.ones(3), np.ones(3), np.ones(3))):
@@ -571,7 +572,7 @@ def test_too_many_workers_is_refused_before_any_process_starts(argv, tmp_path, c
     """A process pool of 100000 interpreters is refused with one line (at most 4 per core, at least 8)."""
     import numpy as np
 
-    from verify.executors import max_local_workers
+    from verify.internal.executors import max_local_workers
 
     monkeypatch.chdir(tmp_path)
     np.save("X.npy", np.ones((1, 2, 1)))

@@ -1,4 +1,4 @@
-"""The exact finite-width test (verify.exact): it accepts the truth, rejects wrong theories, states its power.
+"""The exact finite-width test (verify.stats.exact): it accepts the truth, rejects wrong theories, states its power.
 
 Every draw is seeded, so each outcome below is deterministic; the comments say
 why each outcome is not luck: the false-failure probability of an accepting
@@ -15,8 +15,8 @@ import pytest
 from scipy import stats
 
 from theory.spec import RNNSpec, SpecError
-from verify.exact import exact_test, perturb_beta, predict
-from verify.power import draw_grams
+from verify.stats.exact import exact_test, perturb_beta, predict
+from verify.stats.power import draw_grams
 
 SPEC = RNNSpec(sigma_w="0.9")
 LAGS = 6
@@ -53,7 +53,7 @@ def test_wide_limit_alone_is_rejected_at_small_width(base):
     for n in limit:
         for l in range(L):
             limit[n][l, 0, 0, l, 0, 0] = pred.beta[l]
-    from verify.exact import Prediction
+    from verify.stats.exact import Prediction
 
     wrong = Prediction(pred.spec, L, limit, pred.beta, pred.lead_cov, "wide limit")
     assert exact_test(wrong, draws).verdict == "inconsistent"
@@ -82,7 +82,7 @@ def test_rejects_a_single_wrong_lag_weight(base):
 def test_rejects_swapped_convention(base):
     _, draws = base
     wrong = predict(SPEC.replace(convention="conv2"), LAGS, WIDTHS)
-    from verify.exact import Prediction
+    from verify.stats.exact import Prediction
 
     wrong = Prediction(SPEC, LAGS, wrong.means, wrong.beta, wrong.lead_cov, "conv2")
     assert exact_test(wrong, draws).verdict == "inconsistent"
@@ -95,7 +95,7 @@ def test_deterministic_entries_checked_exactly():
     pred = predict(spec, lags, widths)
     draws = _draws(spec, widths, 24, lags, tag=3)
     assert exact_test(pred, draws).verdict == "consistent"
-    from verify.exact import Prediction
+    from verify.stats.exact import Prediction
 
     means = {n: m.copy() for n, m in pred.means.items()}
     for m in means.values():
@@ -113,7 +113,7 @@ def test_vector_inputs_and_outputs():
     assert res.verdict == "consistent"  # false-failure probability <= 1 %
     assert len(res.entries) == (lags * 4) * (lags * 4 + 1) // 2
     # dropping the 1/n_x factor doubles every mean: rejected
-    from verify.exact import Prediction
+    from verify.stats.exact import Prediction
 
     doubled = Prediction(spec, lags, {n: 2 * m for n, m in pred.means.items()}, 2 * pred.beta, pred.lead_cov)
     assert exact_test(doubled, draws).verdict == "inconsistent"

@@ -1,6 +1,6 @@
 """Sweeps accept any ``concurrent.futures.Executor``: the result does not depend on it.
 
-``verify.sweep.sweep`` draws network ``(n, s)`` from ``SeedSequence([base_seed, n, s])``
+``verify.stats.sweep.sweep`` draws network ``(n, s)`` from ``SeedSequence([base_seed, n, s])``
 inside the task, so where and in which order a task runs cannot change its
 numbers.  Thread and process pools must therefore reproduce the serial sweep
 *exactly* (bitwise: the same float64 operations on the same inputs, with the
@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from theory.spec import RNNSpec
-from verify.backend import ComputeOptions
-from verify.sweep import SweepPlan, sweep
+from verify.engine.backend import ComputeOptions
+from verify.stats.sweep import SweepPlan, sweep
 
 SPEC = RNNSpec(sigma_w="0.7", sigma_f="1", sigma_c="1.2", sigma_d="0.5", n_x=2, n_y=1)
 WIDTHS = (16, 32, 64)

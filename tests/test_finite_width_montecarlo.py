@@ -17,7 +17,7 @@ so ``<dL_m/dW, dL_m'/dW>_F = sum_(k<m, k'<m') <v_k, v_k'> <u_(m-1-k), u_(m'-1-k'
 ``dL_0/dD = 1``.  The metric scales (``metric_scales``) are the squared factors
 relating each group to the variable gradient descent moves (README, "Conventions").
 These formulas are checked on single draws against finite differences of
-``verify.rnn.impulse_response`` and against ``verify.ntk.lag_gram``.
+``verify.engine.rnn.impulse_response`` and against ``verify.engine.ntk.lag_gram``.
 
 Statistics.  For the sample mean, ``z = (mean - E) / sqrt(s^2 / S)``; for the
 sample variance, ``z = (s^2 - Var) / sqrt((m4 - s^4) / S)`` with ``m4`` the
@@ -282,7 +282,7 @@ def test_lag_off_by_one_is_rejected(n):
 # ------------------------------------------- the definitions on single draws
 def _finite_difference_lag_gram(rnn, metric: str, conv: str, n: int, lags: int) -> np.ndarray:
     """Theta from central differences of the impulse response, parameter by parameter."""
-    from verify.rnn import LinearRNN, impulse_response
+    from verify.engine.rnn import LinearRNN, impulse_response
 
     scale = metric_scales(metric, n)
     h = 1e-5
@@ -309,9 +309,9 @@ def _finite_difference_lag_gram(rnn, metric: str, conv: str, n: int, lags: int) 
 def test_batched_definition_matches_finite_differences_and_lag_gram(metric, conv, d):
     """On single seeded networks (n = 3, 5) the batched Theta equals (i) the Gram of finite-difference
     gradients of the impulse response, to 1e-7 relative (central differences of a polynomial of degree
-    <= 5 with step 1e-5: truncation ~1e-10, rounding ~1e-11), and (ii) verify.ntk.lag_gram, to 1e-12."""
-    from verify.ntk import lag_gram
-    from verify.rnn import init_rnn
+    <= 5 with step 1e-5: truncation ~1e-10, rounding ~1e-11), and (ii) verify.engine.ntk.lag_gram, to 1e-12."""
+    from verify.engine.ntk import lag_gram
+    from verify.engine.rnn import init_rnn
 
     spec = make_spec(metric, conv, d)
     for n, seed in ((3, 11), (5, 12)):

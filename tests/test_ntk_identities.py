@@ -26,9 +26,9 @@ from hypothesis import strategies as st
 from theory import kernel as exact_kernel
 from theory.weights import lag_shares
 from verify import strategies as vst
-from verify.ntk import empirical_ntk, lag_gram, ntk_from_lag_gram
-from verify.rnn import init_rnn
-from verify.scm import scm_from_spec, scm_ntk
+from verify.engine.ntk import empirical_ntk, lag_gram, ntk_from_lag_gram
+from verify.engine.rnn import init_rnn
+from verify.engine.scm import scm_from_spec, scm_ntk
 
 U = 2.0**-53
 REL = 1e-10

@@ -3,7 +3,7 @@
 What is tested
 --------------
 For a specification and ``L`` lags, the closed form is
-``Theta_inf = diag(beta) (x) I / n_x`` (:func:`verify.ntk.limit_lag_gram`, from
+``Theta_inf = diag(beta) (x) I / n_x`` (:func:`verify.engine.ntk.limit_lag_gram`, from
 :mod:`theory`), and per group ``diag(beta^g)`` (:func:`theory.weights.lag_shares`).
 The tested statistics ``z`` of one network are
 
@@ -79,8 +79,8 @@ from scipy import stats
 from theory.spec import RNNSpec
 from theory.weights import lag_shares
 from verify import strategies as vst
-from verify.ntk import lag_gram, limit_lag_gram
-from verify.rnn import init_rnn
+from verify.engine.ntk import lag_gram, limit_lag_gram
+from verify.engine.rnn import init_rnn
 
 U = 2.0**-53
 P_FALSE_FAILURE = 1e-6

@@ -1,11 +1,11 @@
-"""verify.progress: a tqdm bar on standard error, only on a terminal unless told otherwise."""
+"""verify.internal.progress: a tqdm bar on standard error, only on a terminal unless told otherwise."""
 from __future__ import annotations
 
 import io
 
 import pytest
 
-from verify.progress import progress
+from verify.internal.progress import progress
 
 
 class Terminal(io.StringIO):

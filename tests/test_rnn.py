@@ -1,4 +1,4 @@
-"""Finite-width linear RNN (verify.rnn): forward pass, impulse response, conventions, files.
+"""Finite-width linear RNN (verify.engine.rnn): forward pass, impulse response, conventions, files.
 
 Rounding tolerances: two float64 evaluations of the same multilinear expression
 differ by at most ``2 gamma_K A`` per entry, ``gamma_K ~ K u`` (u = 2^-53) where
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from theory.spec import RNNSpec, SpecError
 from verify import strategies as vst
-from verify.rnn import LinearRNN, forward, impulse_response, init_rnn, load_rnn, save_rnn
+from verify.engine.rnn import LinearRNN, forward, impulse_response, init_rnn, load_rnn, save_rnn
 
 U = 2.0**-53
 

@@ -1,4 +1,4 @@
-"""Width sweeps (verify.sweep): per-draw errors, determinism, executors, statistics and verdict.
+"""Width sweeps (verify.stats.sweep): per-draw errors, determinism, executors, statistics and verdict.
 
 Statistical tests here use fixed seeds (deterministic); each states the
 false-failure probability its threshold would have under a fresh seed.
@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from theory.spec import RNNSpec, SpecError
-from verify.backend import BackendError, ComputeOptions
-from verify.ntk import lag_gram, limit_lag_gram
-from verify.rnn import init_rnn
-from verify.sweep import (
+from verify.engine.backend import BackendError, ComputeOptions
+from verify.engine.ntk import lag_gram, limit_lag_gram
+from verify.engine.rnn import init_rnn
+from verify.stats.sweep import (
     SweepDraws,
     SweepPlan,
     SweepTask,
@@ -106,7 +106,7 @@ def test_sweep_shapes_keys_and_json():
     assert "timings" not in res.to_dict(timings=False)
     assert json.loads(text)["widths"] == [16, 32, 64]
     # the sweep's beta is theory's, rounded once
-    from verify.ntk import lag_weights_float64
+    from verify.engine.ntk import lag_weights_float64
 
     np.testing.assert_array_equal(res.beta, lag_weights_float64(SPEC, 4))
 

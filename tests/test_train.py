@@ -1,4 +1,4 @@
-"""verify.train: hand-written BPTT against finite differences; GD against the exact min-norm limit."""
+"""verify.experiments.train: hand-written BPTT against finite differences; GD against the exact min-norm limit."""
 from __future__ import annotations
 
 import math
@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from theory.bias import design_matrix, unweighted_min_norm, weighted_min_norm
 from theory.spec import RNNSpec, SpecError
-from verify.ntk import group_scales
-from verify.rnn import LinearRNN, forward, impulse_response, init_rnn
-from verify.scm import scm_from_spec
-from verify.train import (
+from verify.engine.ntk import group_scales
+from verify.engine.rnn import LinearRNN, forward, impulse_response, init_rnn
+from verify.engine.scm import scm_from_spec
+from verify.experiments.train import (
     bptt_gradients,
     kernel_predictor,
     plan_gd,
@@ -202,7 +202,7 @@ def test_kernel_predictor_is_converged_scm():
     Xs = np.random.default_rng(8).standard_normal((4, 10, 1))
     plan = plan_gd(spec, X, tol=1e-12)
     res = train_scm(scm_matching(rnn, spec, scm_from_spec(spec, 10)), X, y, eta=plan.eta, steps=plan.steps)
-    from verify.scm import scm_forward
+    from verify.engine.scm import scm_forward
 
     f_scm = np.asarray(scm_forward(res.model, Xs))[:, -1, 0]
     f_k = kernel_predictor(spec, X, y, Xs, L0=L0)[:, 0]
@@ -213,8 +213,8 @@ def test_kernel_predictor_is_converged_scm():
 def _skewed_case(metric, group, monkeypatch):
     """A spec with D, the reference NTK, and group_scales made 1 % wrong in ``group``; returns
     (rnn, spec, X, reference, structured NTK under the wrong factors)."""
-    import verify.ntk as vn
-    from verify.reference import reference_ntk
+    import verify.engine.ntk as vn
+    from verify.engine.reference import reference_ntk
 
     spec = RNNSpec(sigma_w="0.9", sigma_f="1.3", sigma_c="0.7", sigma_d="0.5", n_x=2, n_y=2, metric=metric,
                    lr_w="0.5", lr_c="2")
@@ -236,9 +236,9 @@ def _rel(a, b) -> float:
 @pytest.mark.parametrize("group", ["W", "F", "C", "D"])
 def test_bptt_reference_does_not_share_the_metric_factors(metric, group, monkeypatch):
     """The BPTT reference writes each metric's factors itself: a 1 % error in one factor of
-    verify.ntk.group_scales moves the structured NTK (by ~1e-2 of that group's share, far above the
+    verify.engine.ntk.group_scales moves the structured NTK (by ~1e-2 of that group's share, far above the
     1e-10 of the identity tests) but not the reference."""
-    from verify.reference import reference_ntk
+    from verify.engine.reference import reference_ntk
 
     rnn, spec, X, ref, wrong = _skewed_case(metric, group, monkeypatch)
     assert _rel(wrong, ref) > 1e-6
@@ -250,7 +250,7 @@ def test_bptt_reference_does_not_share_the_metric_factors(metric, group, monkeyp
 def test_autodiff_reference_does_not_share_the_metric_factors(metric, group, monkeypatch):
     """The same for torch.func's NTK: it keeps agreeing with the BPTT reference, not with the wrong factors."""
     pytest.importorskip("torch")
-    from verify.autodiff import jacobian_ntk
+    from verify.engine.autodiff import jacobian_ntk
 
     rnn, spec, X, ref, wrong = _skewed_case(metric, group, monkeypatch)
     ad = jacobian_ntk(rnn, spec, X)

@@ -1,4 +1,4 @@
-"""verify.validity and ``python -m verify validity``: exact maps of where the wide-limit lag Gram holds.
+"""verify.stats.validity and ``python -m verify validity``: exact maps of where the wide-limit lag Gram holds.
 
 Every expected value here is recomputed from :mod:`theory.finite_width` (the exact Wick
 engine) along a separate path, or from a closed form stated in the test; float
@@ -16,8 +16,8 @@ import pytest
 
 from theory import RNNSpec
 from theory.finite_width import InvPoly, mean_lag_gram, variance_lag_gram
-from verify.cli import main
-from verify.validity import (
+from verify.cli.main import main
+from verify.stats.validity import (
     QUANTITIES,
     check_closed_forms,
     closed_form_square,

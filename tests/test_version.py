@@ -10,7 +10,7 @@ from pathlib import Path
 
 import verify
 from verify._version import __version__
-from verify.report_json import versioned
+from verify.internal.jsonio import versioned
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +57,7 @@ def test_citation_file_states_the_package_version():
 
 def test_every_module_that_writes_json_adds_the_version():
     """A guard for new commands: a module that writes JSON must pass its report through ``versioned``."""
-    helpers = {ROOT / "verify" / "report_json.py", ROOT / "verify" / "output.py"}
+    helpers = {ROOT / "verify" / "internal" / "jsonio.py", ROOT / "verify" / "internal" / "output.py"}
     writes = re.compile(r"json\.dumps?\(|(?<!def )write_json\(")
     missing = [
         str(path.relative_to(ROOT))

@@ -3,7 +3,7 @@ linear-RNN implicit-bias theorem, in arbitrary precision (mpmath, no randomness)
 
 ``theory`` never imports ``verify``.
 """
-from .bias import (
+from theory.bias import (
     MinNormSolution,
     design_matrix,
     kernel_predict,
@@ -12,10 +12,10 @@ from .bias import (
     unweighted_min_norm,
     weighted_min_norm,
 )
-from .kernel import conv_kernel, conv_ntk, nngp
-from .series import Series, mean_lag, memory_horizon, peak_lag, series, tail_weight, total_weight
-from .spec import CONVENTIONS, GROUPS, METRICS, RNNSpec, SpecError
-from .weights import lag_shares, lag_weights, markov_coefficients, nngp_lag_variances
+from theory.kernel import conv_kernel, conv_ntk, nngp
+from theory.series import Series, mean_lag, memory_horizon, peak_lag, series, tail_weight, total_weight
+from theory.spec import CONVENTIONS, GROUPS, METRICS, RNNSpec, SpecError
+from theory.weights import lag_shares, lag_weights, markov_coefficients, nngp_lag_variances
 
 __all__ = [
     "RNNSpec", "SpecError", "METRICS", "CONVENTIONS", "GROUPS",

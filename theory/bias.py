@@ -48,10 +48,10 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from .kernel import _integerize, _to_fraction
-from .precision import UnstableSolve, check_dps, context, until_stable
-from .spec import RNNSpec, SpecError
-from .weights import check_lags, lag_weights
+from theory.kernel import _integerize, _to_fraction
+from theory.precision import UnstableSolve, check_dps, context, until_stable
+from theory.spec import RNNSpec, SpecError
+from theory.weights import check_lags, lag_weights
 
 __all__ = [
     "design_matrix",

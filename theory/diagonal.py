@@ -44,8 +44,8 @@ from dataclasses import dataclass, fields
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from .precision import Context, UnstableSolve, check_dps, context, exact, guarded, until_stable
-from .spec import Scalar, SpecError, _fraction_text, as_fraction, replace_fields
+from theory.precision import Context, UnstableSolve, check_dps, context, exact, guarded, until_stable
+from theory.spec import Scalar, SpecError, _fraction_text, as_fraction, replace_fields
 
 __all__ = [
     "DiagonalSpec",

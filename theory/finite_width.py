@@ -37,9 +37,9 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .spec import RNNSpec, SpecError
-from .weights import check_lags
-from .wick import canonical_state, engine, transpose_word
+from theory.spec import RNNSpec, SpecError
+from theory.weights import check_lags
+from theory.wick import canonical_state, engine, transpose_word
 
 __all__ = [
     "InvPoly",
@@ -243,7 +243,7 @@ def raw_mean(group: str, m: int, mp: int) -> InvPoly:
     '2 + 2/n^2'
     """
     _check_index(m, mp)
-    from .tables import lookup  # the shipped table (theory/data/trace_means.json), when (m, m') is in it
+    from theory.tables import lookup  # the shipped table (theory/data/trace_means.json), when (m, m') is in it
 
     stored = lookup(group, m, mp)
     if stored is not None:

@@ -25,9 +25,9 @@ from typing import Sequence
 import numpy as np
 from mpmath import libmp
 
-from .precision import context
-from .spec import RNNSpec, SpecError
-from .weights import lag_weights, nngp_lag_variances
+from theory.precision import context
+from theory.spec import RNNSpec, SpecError
+from theory.weights import lag_weights, nngp_lag_variances
 
 __all__ = ["conv_kernel", "conv_ntk", "nngp", "expand_outputs"]
 
@@ -204,5 +204,5 @@ def nngp(spec: RNNSpec, X, Xp=None, *, dps: int = 30, full: bool = True) -> np.n
     return _kernel(nngp_lag_variances, spec, X, X if Xp is None else Xp, dps, full)
 
 
-#: Deprecated name of :func:`conv_ntk` (it read like the module :mod:`verify.ntk`).
+#: Deprecated name of :func:`conv_ntk` (it read like the module :mod:`verify.engine.ntk`).
 ntk = conv_ntk

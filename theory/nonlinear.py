@@ -50,8 +50,8 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
-from .precision import Context, check_dps, context, exact, guarded
-from .spec import RNNSpec, SpecError
+from theory.precision import Context, check_dps, context, exact, guarded
+from theory.spec import RNNSpec, SpecError
 
 __all__ = [
     "ACTIVATIONS",

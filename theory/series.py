@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterator
 
-from .precision import Context, context, exact, guarded
-from .spec import RNNSpec, SpecError, as_fraction
-from .weights import check_guard_digits, markov_coefficients
+from theory.precision import Context, context, exact, guarded
+from theory.spec import RNNSpec, SpecError, as_fraction
+from theory.weights import check_guard_digits, markov_coefficients
 
 __all__ = ["Series", "series", "total_weight", "tail_weight", "mean_lag", "peak_lag", "memory_horizon", "horizon_bits"]
 

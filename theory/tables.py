@@ -38,7 +38,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .finite_width import RAW_GROUPS, InvPoly
+from theory.finite_width import RAW_GROUPS, InvPoly
 
 __all__ = ["FORMAT", "TraceTable", "build_table", "load_table", "lookup", "table_from_json"]
 
@@ -72,7 +72,7 @@ class TraceTable:
 
 def _compute(group: str, m: int, mp: int) -> InvPoly:
     """``E theta_group(m, m')`` from the Wick engine, never from the table."""
-    from .finite_width import _check_index, _evaluate, _expand
+    from theory.finite_width import _check_index, _evaluate, _expand
 
     _check_index(m, mp)
     acc, q = _expand([(group, m, mp)])

@@ -23,8 +23,8 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Dict, List, NamedTuple
 
-from .precision import Context, context, exact, guarded
-from .spec import RNNSpec, SpecError
+from theory.precision import Context, context, exact, guarded
+from theory.spec import RNNSpec, SpecError
 
 __all__ = [
     "MarkovCoefficients",

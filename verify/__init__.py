@@ -2,10 +2,10 @@
 closed forms of :mod:`theory`, sweeps, training, and the command line
 ``python -m verify``.
 """
-from ._version import __version__
-from .backend import Backend, BackendError, get_backend
-from .ntk import LagGram, empirical_ntk, group_scales, krylov, lag_gram, limit_lag_gram, ntk_from_lag_gram
-from .rnn import LinearRNN, forward, impulse_response, init_rnn, load_rnn, save_rnn
+from verify._version import __version__
+from verify.engine.backend import Backend, BackendError, get_backend
+from verify.engine.ntk import LagGram, empirical_ntk, group_scales, krylov, lag_gram, limit_lag_gram, ntk_from_lag_gram
+from verify.engine.rnn import LinearRNN, forward, impulse_response, init_rnn, load_rnn, save_rnn
 
 __all__ = [
     "__version__",

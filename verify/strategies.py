@@ -9,7 +9,7 @@ case (small dimensions, short sequences, seed 0, scales at the lower end).
 * :func:`scales`       -- exact rationals on a decimal grid, e.g. 0.20, 0.21, ..., 1.10
 * :func:`specs`        -- :class:`theory.spec.RNNSpec` over metrics, conventions, scales, dims, D, lr
 * :func:`input_batches`-- float64 arrays ``(B, T, n_x)``, finite and bounded
-* :func:`seeds`, :func:`networks` -- seeds and :class:`verify.rnn.LinearRNN` draws of a given width
+* :func:`seeds`, :func:`networks` -- seeds and :class:`verify.engine.rnn.LinearRNN` draws of a given width
 * :func:`lags`         -- numbers of lags ``1..max``
 * :func:`spec_and_batch` -- a spec together with a matching input batch
 
@@ -22,7 +22,7 @@ Example (a property of your own code)::
     def test_my_forward(case, seed):
         spec, X = case
         rnn = init_rnn(spec, 16, seed)
-        ...  # compare your implementation with verify.rnn.forward(rnn, X, spec.convention)
+        ...  # compare your implementation with verify.engine.rnn.forward(rnn, X, spec.convention)
 
 Scales are drawn as exact decimals (``Fraction(k, 10**places)``), so the spec
 is exact and the closed form of :mod:`theory` is evaluated at exactly the
@@ -214,8 +214,8 @@ def seeds(max_seed: int = 2**32 - 1) -> "st.SearchStrategy[int]":
 
 
 def networks(spec: RNNSpec, width: Union[int, Tuple[int, int]], backend=None):
-    """:class:`verify.rnn.LinearRNN` at initialization for ``spec``: a seed is drawn
-    and passed to :func:`verify.rnn.init_rnn`.  ``width`` is an int or a range
+    """:class:`verify.engine.rnn.LinearRNN` at initialization for ``spec``: a seed is drawn
+    and passed to :func:`verify.engine.rnn.init_rnn`.  ``width`` is an int or a range
     ``(low, high)``.
 
     >>> from theory.spec import RNNSpec
@@ -224,7 +224,7 @@ def networks(spec: RNNSpec, width: Union[int, Tuple[int, int]], backend=None):
     >>> rnn.n, rnn.n_x, rnn.n_y
     (4, 1, 1)
     """
-    from .rnn import init_rnn
+    from verify.engine.rnn import init_rnn
 
     if isinstance(width, tuple):
         lo, hi = width

@@ -1,4 +1,4 @@
-"""Example clients of the claim harness (:mod:`verify.claim`).
+"""Example clients of the claim harness (:mod:`verify.harness.claim`).
 
 Each module exposes ``model(width, seed) -> (params, apply)`` and
 ``kernel(X, Xp) -> (B, T, n_y, B', T', n_y)`` functions, usable as

@@ -4,9 +4,9 @@ Model (``conv1``; ``conv2`` reads ``h`` before the update)::
 
     h_t = phi(W h_(t-1) + F x_t),   y_t = C h_t + D x_t,   h_(-1) = 0
 
-drawn as :func:`verify.rnn.init_rnn` draws the linear RNN (seeded numpy, order
+drawn as :func:`verify.engine.rnn.init_rnn` draws the linear RNN (seeded numpy, order
 W, F, C, D).  The trained variables are ``p_G = G / c_G`` with
-``c_G^2 = group_scales(spec, n)[G]`` (:func:`verify.ntk.group_scales`: the
+``c_G^2 = group_scales(spec, n)[G]`` (:func:`verify.engine.ntk.group_scales`: the
 metric's factor times the learning-rate multiplier), so the plain Euclidean
 NTK over ``params`` is the metric's NTK; frozen groups (``c_G = 0``) are kept
 out of ``params``.  Claims: :func:`theory.kernel.conv_ntk` (linear, the
@@ -57,8 +57,8 @@ class Elman:
             raise SpecError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {self.activation!r}")
 
     def weights(self, width: int, seed: int):
-        """The actual matrices of one draw (a :class:`verify.rnn.LinearRNN` holding numpy arrays)."""
-        from ..rnn import init_rnn
+        """The actual matrices of one draw (a :class:`verify.engine.rnn.LinearRNN` holding numpy arrays)."""
+        from verify.engine.rnn import init_rnn
 
         return init_rnn(self.spec, width, seed)
 
@@ -66,7 +66,7 @@ class Elman:
         """``(params, apply)``: trained variables ``G / c_G`` and the forward pass."""
         import torch
 
-        from ..ntk import group_scales
+        from verify.engine.ntk import group_scales
 
         net = self.weights(width, seed)
         mats = {"W": net.W, "F": net.F, "C": net.C}

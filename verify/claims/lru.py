@@ -1,6 +1,6 @@
 """LRU (diagonal complex linear recurrence) client of the claim harness.
 
-Model and draw as :mod:`verify.diagonal` (scalar input and output, conv1)::
+Model and draw as :mod:`verify.engine.diagonal` (scalar input and output, conv1)::
 
     h_(j,t) = lambda_j h_(j,t-1) + g_j B_j x_t,   y_t = sum_j Re(C_j h_(j,t)) + D x_t
     lambda_j = exp(-exp(nu_j) + i exp(theta_j)),  g_j = exp(gamma_j)  (tied: sqrt(1 - |lambda_j|^2))
@@ -43,10 +43,10 @@ class LRU:
             raise SpecError("the LRU claim client supports the scaling 'ntk' only")
 
     def model(self, width: int, seed: int) -> Tuple[Dict[str, Any], Callable]:
-        """``(params, apply)`` for one draw of :func:`verify.diagonal.init_diagonal`."""
+        """``(params, apply)`` for one draw of :func:`verify.engine.diagonal.init_diagonal`."""
         import torch
 
-        from ..diagonal import init_diagonal
+        from verify.engine.diagonal import init_diagonal
 
         spec = self.spec
         net = init_diagonal(spec, width, seed)

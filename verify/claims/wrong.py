@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .elman import SPEC, Elman
+from verify.claims.elman import SPEC, Elman
 
 __all__ = [
     "linear_kernel_sigma_w_085", "relu_kernel_sigma_w_085", "erf_kernel_sigma_w_085",
