@@ -32,6 +32,7 @@ import numpy as np
 from theory.spec import RNNSpec
 from verify.internal import validate
 from verify.internal.errors import BadInput
+from verify.internal.jsonio import jsonable
 from verify.stats.exact import DEFAULT_ALPHA, ExactTest, exact_test, predict
 
 __all__ = [
@@ -90,8 +91,6 @@ class CheckResult:
 
     def to_dict(self, entries: bool = True) -> Dict[str, object]:
         """JSON-friendly report (numpy -> lists, inf/NaN -> None); ``"version"`` is added by the caller."""
-        from verify.stats.sweep.report import jsonable
-
         out = dict(self.test.to_dict(entries=entries))
         out.pop("seeds", None)  # the per-width counts are under "networks"
         widths = sorted(self.files)

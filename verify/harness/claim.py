@@ -63,6 +63,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from verify.internal.errors import BadInput, require
+from verify.internal.jsonio import jsonable
 
 __all__ = [
     "ClaimError",
@@ -435,7 +436,7 @@ class ClaimReport:
     def to_dict(self) -> Dict[str, object]:
         """JSON-ready: plain floats and lists, non-finite numbers as None."""
         opts = asdict(self.options)
-        return _finite({
+        return jsonable({
             "verdict": self.verdict,
             "alpha": self.options.alpha,
             "rule": RULE,
@@ -453,19 +454,6 @@ class ClaimReport:
             "method": self.method,
             "seconds": self.seconds,
         })
-
-
-def _finite(v):
-    """Recursively: tuples to lists, numpy scalars to Python, NaN and infinities to None."""
-    if isinstance(v, dict):
-        return {str(k): _finite(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_finite(x) for x in v]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 RULE = ("at the largest width N a statistic fails when |mean - claim| > t_a se + A + 1e-8 (residual: one-sided, "

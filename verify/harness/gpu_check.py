@@ -493,9 +493,3 @@ def run_check(options: GPUCheckOptions, spec, out: Path) -> Dict[str, Any]:
     ok = all(c["passed"] for c in report["checks"].values()) and not report["errors"]
     report["status"] = "passed" if ok else "FAILED"
     return report
-
-
-def _jsonable(obj):
-    from verify.stats.sweep import _jsonable as j
-
-    return j(obj)

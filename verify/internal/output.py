@@ -19,20 +19,18 @@ moves are renames).  Only a killed process (SIGKILL, power loss) can leave one b
 from __future__ import annotations
 
 import atexit
-import json
-import math
 import os
 import shutil
 import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Sequence
+from typing import Iterator, List, Sequence
 
 from verify.internal import validate
 from verify.internal.errors import BadInput, OutputExists
 
-__all__ = ["Outputs", "prepare", "report_folder", "write_json", "discard_pending", "figures_available",
+__all__ = ["Outputs", "prepare", "report_folder", "discard_pending", "figures_available",
            "SWEEP_FILES", "STAGING_PREFIX"]
 
 #: The files of a ``run``/``sweep`` report folder (verify/cli/figures/sweep.py draws the three figures).
@@ -161,17 +159,6 @@ def report_folder(out, names: Sequence[str], *, force: bool = False, flag: str =
     outputs.commit()
 
 
-def _strict(obj: Any) -> Any:
-    """``obj`` with float NaN and infinities as ``None`` (JSON has no such numbers)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _strict(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_strict(v) for v in obj]
-    return obj
-
-
 def discard_pending() -> None:
     """Discard every prepared output not yet committed (:func:`verify.cli.main.main` calls this when a
     command ends, so a command that fails between :func:`prepare` and ``commit`` leaves nothing)."""
@@ -191,9 +178,3 @@ def figures_available(purpose: str = "figures") -> bool:
               "(pip install 'rnn-implicit-bias[plot]')", file=sys.stderr)
         return False
     return True
-
-
-def write_json(path: Path, obj: Any, *, indent: Optional[int] = 1) -> Path:
-    """Write ``obj`` as strict JSON to ``path`` (NaN and infinities become ``null``)."""
-    Path(path).write_text(json.dumps(_strict(obj), indent=indent, allow_nan=False) + "\n")
-    return Path(path)

@@ -40,6 +40,7 @@ from theory.precision import context
 from theory.spec import RNNSpec, SpecError
 from verify.internal import validate
 from verify.internal.errors import BadInput
+from verify.internal.jsonio import jsonable
 
 __all__ = [
     "QUANTITIES",
@@ -66,7 +67,6 @@ __all__ = [
     "fit_rule",
     "largest_lag",
     "validity_report",
-    "json_safe",
     "report_cost",
     "write_figures",
     "FIGURES",
@@ -769,18 +769,7 @@ def validity_report(opts: ValidityOptions, progress=None) -> Dict[str, Any]:
                 rows.append([math.sqrt(float(var(n) / lead(n))) for n in widths])
             ratios[key[sw]] = rows
         report["std_exact_over_leading"] = {"lags": list(range(opts.exact_variance_lags)), "ratio": ratios}
-    return json_safe(report)
-
-
-def json_safe(obj: Any) -> Any:
-    """``obj`` with every non-finite float replaced by ``None`` (strict JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
+    return jsonable(report)
 
 
 # ----------------------------------------------------------------------------- figures

@@ -8,14 +8,13 @@ unless given.  Exit status: 0 consistent, 1 inconsistent, 2 bad input.
 """
 from __future__ import annotations
 
-import json
 
 from verify.internal import validate
 from verify.harness.check import DEFAULT_LAGS, CheckResult, check_files, common_dims, scan_folder
 from verify.cli.main import add_spec_arguments, arg_type, spec_from_args
 from verify.internal.errors import EXIT_INCONSISTENT, EXIT_OK, BadInput
 from verify.stats.exact import DEFAULT_ALPHA
-from verify.internal.jsonio import versioned
+from verify.internal.jsonio import dumps, versioned
 
 
 def _alpha(text: str, flag: str) -> float:
@@ -90,7 +89,7 @@ def print_table(res: CheckResult) -> None:
 def run(args) -> int:
     res = compute(args)
     if args.json:
-        print(json.dumps(versioned(res.to_dict())))
+        print(dumps(versioned(res.to_dict()), indent=None))
     else:
         print_table(res)
     return EXIT_OK if res.consistent else EXIT_INCONSISTENT

@@ -14,11 +14,10 @@ Exit status 0: consistent, 1: inconsistent, 2: bad input.
 """
 from __future__ import annotations
 
-import json
 from typing import Tuple
 
 from verify.harness.claim import METHODS, ClaimError, ClaimOptions, check_claim, format_report, load_callable, model_reference
-from verify.internal.jsonio import versioned
+from verify.internal.jsonio import dumps, versioned
 from verify.cli.commands.kernel import load_inputs
 
 
@@ -73,7 +72,7 @@ def run(args) -> int:
         out = report.to_dict()
         out = {"model": args.model, "kernel": args.kernel, "inputs": str(args.inputs), **out,
                "executor": where.describe()}
-        print(json.dumps(versioned(out)))
+        print(dumps(versioned(out), indent=None))
     else:
         print(format_report(report))
     return 0 if report.verdict == "consistent" else 1

@@ -15,7 +15,7 @@ from verify.internal import output
 
 from verify.internal import validate
 from verify.cli.main import add_spec_arguments, arg_type, spec_from_args
-from verify.internal.output import write_json
+from verify.internal.jsonio import write_json
 from verify.internal.jsonio import versioned
 
 GPU_CHECK_FILES = ("gpu_check.json", "gpu_check.md", "pytest.txt")
@@ -50,7 +50,7 @@ def _positive_number(text, flag):
 
 def run(args) -> int:
     from verify.engine.backend import get_backend
-    from verify.harness.gpu_check import GPUCheckOptions, _jsonable, markdown, run_check
+    from verify.harness.gpu_check import GPUCheckOptions, markdown, run_check
 
     options = GPUCheckOptions(device=args.device, backend=args.backend, dtype=args.dtype, draws=args.draws,
                               max_width=args.max_width, num_widths=args.num_widths, seeds=args.seeds,
@@ -64,7 +64,7 @@ def run(args) -> int:
     get_backend(args.backend, args.device, args.dtype, draws=args.draws)  # BackendError: one line, exit 2
     with output.report_folder(args.out, GPU_CHECK_FILES, force=args.force) as outputs:
         report = run_check(options, spec, outputs.staging)
-        write_json(outputs.path("gpu_check.json"), _jsonable(versioned(report)))
+        write_json(outputs.path("gpu_check.json"), versioned(report))
         outputs.path("gpu_check.md").write_text(markdown(report))
     print(markdown(report))
     print(f"wrote {outputs.final('gpu_check.json')} and gpu_check.md"

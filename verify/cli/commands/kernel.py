@@ -13,7 +13,6 @@ once).  Layout: ``[b][t][b'][t']`` when ``n_y = 1``; otherwise the full
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from theory.precision import check_dps
 from theory.spec import SpecError
 
 from verify.cli.main import add_spec_arguments, spec_from_args
-from verify.internal.jsonio import versioned
+from verify.internal.jsonio import dumps, versioned
 
 GUARD_DPS = 10
 
@@ -93,7 +92,7 @@ def compute(args) -> dict:
 def run(args) -> int:
     out = compute(args)
     if args.json:
-        print(json.dumps(versioned(out)))
+        print(dumps(versioned(out), indent=None))
         return 0
     spec = out["spec"]
     print(f"Exact wide-limit kernels of the {out['activation']} Elman RNN: metric {spec['metric']}, "

@@ -36,7 +36,7 @@ from theory.spec import RNNSpec
 from verify.internal import validate
 from verify.cli.main import add_spec_arguments, arg_type, spec_from_args
 from verify.internal.errors import BadInput, LimitExceeded, require
-from verify.internal.jsonio import versioned
+from verify.internal.jsonio import dumps, versioned, write_json
 
 JSON_NAME = "moments.json"
 FIGURE_NAME = "moments_bias.png"
@@ -356,7 +356,7 @@ def run(args) -> int:
         with report_folder(args.out, [JSON_NAME, FIGURE_NAME], force=args.force) as outputs:
             out = versioned(moments_report(spec, lags, variance=args.variance, order=args.order,
                                            width=args.width, dps=args.dps))
-            outputs.path(JSON_NAME).write_text(json.dumps(out, indent=1) + "\n")
+            write_json(outputs.path(JSON_NAME), out)
             draw_figure(out, outputs.path(FIGURE_NAME), probe)
         written = [str(outputs.final(n)) for n in (JSON_NAME, FIGURE_NAME)]
     else:
@@ -364,7 +364,7 @@ def run(args) -> int:
                                        width=args.width, dps=args.dps))
         written = []
     if args.json:
-        print(json.dumps(out, indent=1))
+        print(dumps(out))
     else:
         print(format_report(out))
         if written:

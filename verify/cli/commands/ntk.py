@@ -12,7 +12,6 @@ nesting) and the errors.
 """
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -22,7 +21,7 @@ from theory.spec import SpecError
 from verify.internal import validate
 from verify.internal.errors import OutOfRange
 from verify.cli.main import add_spec_arguments, spec_from_args
-from verify.internal.jsonio import versioned
+from verify.internal.jsonio import dumps, jsonable, versioned
 
 
 def add_arguments(p) -> None:
@@ -42,7 +41,7 @@ def compute(args) -> dict:
     from verify.engine.backend import get_backend, to_numpy
     from verify.engine.ntk import lag_gram, limit_lag_gram
     from verify.engine.rnn import load_rnn
-    from verify.stats.sweep import _jsonable, lag_gram_errors
+    from verify.stats.sweep import lag_gram_errors
 
     be = get_backend(args.backend, args.device, args.dtype)
     lags = validate.lags(args.lags)
@@ -97,13 +96,13 @@ def compute(args) -> dict:
         raise
     except SpecError as exc:  # a zero closed form: no relative error
         out.update(relative_error=None, note=str(exc))
-    return _jsonable(out)
+    return jsonable(out)
 
 
 def run(args) -> int:
     out = compute(args)
     if args.json:
-        print(json.dumps(versioned(out)))
+        print(dumps(versioned(out), indent=None))
         return 0
     s = out["spec"]
     L = out["lags"]

@@ -7,11 +7,10 @@ report; ``--out DIR`` writes ``power.json`` and ``power.png``.
 """
 from __future__ import annotations
 
-import json
 
 from verify.internal import validate
 from verify.cli.main import add_spec_arguments, arg_type, spec_from_args
-from verify.internal.jsonio import versioned
+from verify.internal.jsonio import dumps, versioned, write_json
 
 NAMES = ("power.json", "power.png")
 
@@ -88,7 +87,7 @@ def _figure(study, path) -> None:
 
 def run(args) -> int:
     from verify.internal.errors import require
-    from verify.internal.output import prepare, write_json
+    from verify.internal.output import prepare
     from verify.stats.power import PowerConfig, power_study
 
     spec = spec_from_args(args)
@@ -119,7 +118,7 @@ def run(args) -> int:
             outputs.discard()
         raise
     if args.json:
-        print(json.dumps(report, indent=1))
+        print(dumps(report))
     else:
         print(_table(study))
     return 0

@@ -15,7 +15,7 @@ import numpy as np
 from verify.experiments import implicit_bias as ex
 from verify.internal import output
 from verify.internal.errors import require
-from verify.internal.output import write_json
+from verify.internal.jsonio import write_json
 from verify.internal.jsonio import versioned
 
 FULL = dict(widths=[64, 128, 256, 512, 1024, 2048],

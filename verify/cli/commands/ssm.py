@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import json
 
 from mpmath import nstr
 
@@ -25,7 +24,7 @@ from verify.internal import output
 from verify.internal import validate
 from verify.cli.main import arg_type
 from verify.internal.errors import BadInput, require
-from verify.internal.output import write_json
+from verify.internal.jsonio import dumps, write_json
 from verify.internal.jsonio import versioned
 
 _POS = validate.positive_int
@@ -141,7 +140,7 @@ def compute_weights(args) -> dict:
 def run_weights(args) -> int:
     out = compute_weights(args)
     if args.json:
-        print(json.dumps(versioned(out), indent=1))
+        print(dumps(versioned(out)))
         return 0
     s, T = out["spec"], out["lags"]
     phase = f"{s['max_phase']}*pi" if s["phase_in_pi"] else s["max_phase"]

@@ -8,7 +8,6 @@ the default job (:mod:`verify.cli.commands.run`).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -19,7 +18,7 @@ import numpy as np
 
 from verify.internal import validate
 from verify.cli.main import UsageError, add_spec_arguments, arg_type, spec_from_args
-from verify.internal.jsonio import versioned
+from verify.internal.jsonio import dumps, versioned, write_json
 
 DEFAULT_WIDTHS = (128, 256, 512, 1024, 2048, 4096)
 DEFAULT_SEEDS = 8
@@ -135,7 +134,7 @@ def execute(args, *, command: str) -> int:
     from verify.internal.executors import executor_options, open_executor
 
     where = executor_options(args, device=args.device)  # --workers/--dask, checked before the work
-    from verify.internal.output import SWEEP_FILES, figures_available, prepare, write_json
+    from verify.internal.output import SWEEP_FILES, figures_available, prepare
 
     # checked before the work; files are staged and moved into place at the end (verify/internal/output.py)
     outputs = None if args.out is None else prepare(args.out, SWEEP_FILES, force=args.force)
@@ -163,7 +162,7 @@ def execute(args, *, command: str) -> int:
     else:
         report["timings"]["total_seconds"] = time.perf_counter() - t0
     if getattr(args, "json", False):
-        print(json.dumps(report, indent=1))
+        print(dumps(report))
     elif args.quiet:
         print(summary_line(result))
     else:

@@ -7,11 +7,10 @@ relative standard deviation of the lag Gram, their collapse onto one variable, r
 """
 from __future__ import annotations
 
-import json
 
 from verify.internal import output
 from verify.internal.errors import require
-from verify.internal.output import write_json
+from verify.internal.jsonio import dumps, write_json
 from verify.internal.jsonio import versioned
 from verify.stats.validity import CANDIDATES, FIGURES, QUANTITIES, make_options, validity_report, write_figures
 
@@ -48,7 +47,7 @@ def run(args) -> int:
             write_json(outputs.path(REPORT), report)
             write_figures(report, outputs.staging)
     if args.json:
-        print(json.dumps(report, indent=1))
+        print(dumps(report))
     else:
         print_tables(report)
     if args.out is not None:

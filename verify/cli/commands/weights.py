@@ -1,7 +1,6 @@
 """``python -m verify weights``: exact lag weights, group shares and series."""
 from __future__ import annotations
 
-import json
 from decimal import MAX_EMAX, MIN_EMIN, ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 
 from mpmath import nstr
@@ -14,7 +13,7 @@ from theory.weights import lag_shares, lag_weights
 from verify.internal import validate
 from verify.internal.errors import BadInput
 from verify.cli.main import add_spec_arguments, arg_type, spec_from_args
-from verify.internal.jsonio import versioned
+from verify.internal.jsonio import dumps, versioned
 
 GUARD_DPS = 10
 
@@ -78,7 +77,7 @@ def directed_str(value, digits: int, rounding: str) -> str:
 def run(args) -> int:
     out = compute(args)
     if args.json:
-        print(json.dumps(versioned(out), indent=1))
+        print(dumps(versioned(out)))
         return 0
     spec = out["spec"]
     digits = min(args.dps, 20)

@@ -84,7 +84,7 @@ from verify.stats.sweep.draws import (
     task_seed_sequence,
 )
 from verify.stats.sweep.plan import SweepPlan
-from verify.stats.sweep.report import jsonable, report_dict
+from verify.stats.sweep.report import report_dict
 from verify.stats.sweep.result import SweepResult, summarize
 from verify.stats.sweep.stats import (
     SLOPE_MODELS,
@@ -128,12 +128,8 @@ __all__ = [
     "fit_slope",
     "prediction_band",
     "t_interval",
-    "jsonable",
     "report_dict",
 ]
-
-_jsonable = jsonable  # the name other modules imported before the split
-
 
 def sweep(plan: SweepPlan, *, compute: ComputeOptions = ComputeOptions(), executor=None,
           progress: bool = True) -> SweepResult:

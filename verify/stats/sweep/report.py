@@ -1,36 +1,14 @@
-"""The JSON report of a width sweep: :func:`report_dict` and the conversion :func:`jsonable`."""
+"""The JSON report of a width sweep: :func:`report_dict` (strict JSON: :func:`verify.internal.jsonio.jsonable`)."""
 from __future__ import annotations
 
-import math
 from typing import Any, Dict
 
 import numpy as np
 
+from verify.internal.jsonio import jsonable
 from verify.stats.sweep.stats import THEORY_EXPONENT, t_interval
 
-__all__ = ["jsonable", "report_dict"]
-
-
-def jsonable(obj):
-    """numpy -> lists, NaN/inf -> None, tuples -> lists, recursively.
-
-    >>> jsonable({"a": np.array([1.0, np.nan]), "b": (np.int64(2), np.bool_(True))})
-    {'a': [1.0, None], 'b': [2, True]}
-    """
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.bool_,)):
-        return bool(obj)
-    return obj
+__all__ = ["report_dict"]
 
 
 def report_dict(result, timings: bool = True) -> Dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from theory.spec import SpecError
+from verify.internal.jsonio import jsonable
 
 __all__ = [
     "THEORY_EXPONENT",
@@ -104,12 +105,6 @@ def t_interval(samples: np.ndarray, confidence: float, axis: int = -1) -> Tuple[
         return mean, np.full_like(mean, np.nan)
     sd = np.std(x, axis=axis, ddof=1)
     return mean, _tq(confidence, S - 1) * sd / math.sqrt(S)
-
-
-def _jsonable(obj):
-    from verify.stats.sweep.report import jsonable
-
-    return jsonable(obj)
 
 
 # ----------------------------------------------------------------- slope
@@ -196,7 +191,7 @@ class SlopeFit:
     def to_dict(self) -> Dict[str, Any]:
         keys = ("model", "slope", "interval", "stderr", "dof", "intercept", "correction", "correction_interval",
                 "plain_slope", "plain_interval", "corrected_slope", "corrected_interval", "confidence")
-        return _jsonable({k: getattr(self, k) for k in keys})
+        return jsonable({k: getattr(self, k) for k in keys})
 
 
 def _ols(X: np.ndarray, y: np.ndarray):
@@ -274,7 +269,7 @@ class Band:
         return self.lower <= self.observed <= self.upper
 
     def to_dict(self) -> Dict[str, Any]:
-        d = _jsonable(self.__dict__)
+        d = jsonable(self.__dict__)
         d["contains"] = self.contains
         return d
 
