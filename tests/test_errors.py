@@ -532,7 +532,9 @@ def test_outputs_unit(tmp_path):
             o.path("a.txt").write_text("never")
             raise KeyError("boom")
     assert _tree(tmp_path) == ["x", "x/a.txt"] and (tmp_path / "x" / "a.txt").read_text() == "A2"
-    assert output.write_json(tmp_path / "n.json", {"a": float("nan"), "b": [1.5, float("inf")]}).read_text() == \
+    from verify.internal.jsonio import write_json
+
+    assert write_json(tmp_path / "n.json", {"a": float("nan"), "b": [1.5, float("inf")]}).read_text() == \
         '{\n "a": null,\n "b": [\n  1.5,\n  null\n ]\n}\n'
 
 
