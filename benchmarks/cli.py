@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"sizes {QUICK_SIZES}, 3 repeats, 1,000 lags, kernel 4x32 (minutes, not tens of minutes)")
     p.add_argument("--sizes", help=f"comma-separated NxT (default {DEFAULT_SIZES})")
     p.add_argument("--repeats", type=int, help="timed runs per method and size (default 5; 3 with --quick)")
-    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help=f"comma-separated subset of {','.join(METHODS)} (aliases: "
+                        + ", ".join(f"{a} = {m}" for a, m in ALIASES.items()) + ")")
     p.add_argument("--max-seconds", type=float, default=120.0,
                    help="time budget of one run of one method (default 120)")
     p.add_argument("--max-memory-gb", type=float,

@@ -161,7 +161,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"{PROG}: error: --{flag} must be >= 1, got {getattr(args, flag)}", file=sys.stderr)
             return 2
     try:
-        import distributed  # noqa: F401
+        import distributed
     except ImportError:
         print(f"{PROG}: error: needs distributed (pip install 'rnn-implicit-bias[dask]')", file=sys.stderr)
         return 2

@@ -48,14 +48,15 @@ def _reset_hwm() -> bool:
 
 
 def probe(method: str, n: int, T: int, batch: int, max_bytes: float | None, use_tracemalloc: bool) -> dict:
-    from .methods import METHODS, problem, warm_up
+    from .methods import ALIASES, METHODS, problem, warm_up
 
+    method = ALIASES.get(method, method)  # a former name ("ntvp", "reference") is recorded as the method's name
     m = METHODS[method]
     if m.torch:
         import torch  # noqa: F401  (imported before the baseline)
 
-        import verify.engine.autodiff  # noqa: F401
-    import verify.engine.ntk  # noqa: F401
+        import verify.engine.autodiff
+    import verify.engine.ntk
     import verify.engine.reference  # noqa: F401
 
     # one-time initialization (lazy imports, BLAS buffers, torch.func set-up) is not the method's cost

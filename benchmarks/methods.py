@@ -19,7 +19,7 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 
 from theory.spec import RNNSpec
-from verify.engine.ntk import NTK_METHODS
+from verify.engine.ntk import NTK_METHOD_ALIASES, NTK_METHODS
 
 BATCH = 4
 SPEC = RNNSpec(sigma_w="0.9", sigma_f=1, sigma_c=1, n_x=1, n_y=1, metric="ntk", convention="conv1")
@@ -83,7 +83,7 @@ _COSTS: Dict[str, Tuple[str, bool, Optional[Callable[[int, int, int], float]], b
     "structured": ("structured: lag Gram + contraction (verify.engine.ntk)", False, None, False),
     "bptt": ("reference BPTT (verify.engine.reference)", False, _jac_bytes, True),
     "jacobian": ("torch.func vmap(jacrev) contraction", True, _jac_bytes, True),
-    "ntvp": ("torch.func NTK-vector products", True, None, True),
+    "products": ("torch.func NTK-vector products", True, None, True),
 }
 
 #: The Krylov floor, then every method of :func:`verify.engine.ntk.empirical_ntk`, run through it.
@@ -94,8 +94,9 @@ METHODS: Dict[str, Method] = {
        for name in NTK_METHODS},
 }
 
-#: Names the benchmark used before its methods were those of :func:`verify.engine.ntk.empirical_ntk`.
-ALIASES = {"reference": "bptt", "ntk_vp": "ntvp"}
+#: Former names of methods, still accepted by ``--methods``: the benchmark's own ("reference",
+#: "ntk_vp") and :data:`verify.engine.ntk.NTK_METHOD_ALIASES` ("ntvp").
+ALIASES = {"reference": "bptt", "ntk_vp": "products", **NTK_METHOD_ALIASES}
 
 #: parts of the structured method, timed separately to show where its time goes
 PARTS: Dict[str, Callable] = {"lag_gram": _lag_gram}

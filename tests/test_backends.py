@@ -445,7 +445,7 @@ def test_gpu_check_bad_input_exits_2(extra, needle, tmp_path, capsys):
 
 # ------------------------------------------------- the computing commands take --backend/--device
 def _saved_network(tmp_path):
-    from verify.engine.rnn import save_rnn
+    from verify.engine.npz import save_rnn
 
     spec = RNNSpec(sigma_w="0.9", sigma_f="1", sigma_c="1", n_x=1, n_y=1)
     path = tmp_path / "net.npz"

@@ -106,6 +106,10 @@ def test_methods_are_the_entry_points_methods(capsys):
     assert main(["--sizes", "6x2", "--repeats", "1", "--no-memory", "--no-exact", "--quiet",
                  "--methods", "reference"]) == 0
     assert " bptt " in capsys.readouterr().out
+    from benchmarks.methods import ALIASES
+
+    assert ALIASES == {"reference": "bptt", "ntk_vp": "products", "ntvp": "products"}
+    assert set(ALIASES.values()) <= set(METHODS)
 
 
 def test_parse_sizes():
@@ -138,7 +142,7 @@ def test_autodiff_baselines_agree_with_the_lag_gram(metric, convention):
     rng = np.random.default_rng(4)
     X, Xp = rng.standard_normal((2, 4, 2)), rng.standard_normal((3, 5, 2))
     want = empirical_ntk(rnn, spec, X, Xp)
-    for got in (empirical_ntk(rnn, spec, X, Xp, method="jacobian"), empirical_ntk(rnn, spec, X, Xp, method="ntvp"),
-                empirical_ntk(rnn, spec, X, Xp, method="ntvp", chunk=7)):
+    for got in (empirical_ntk(rnn, spec, X, Xp, method="jacobian"), empirical_ntk(rnn, spec, X, Xp, method="products"),
+                empirical_ntk(rnn, spec, X, Xp, method="products", chunk=7)):
         assert got.shape == (2, 4, 2, 3, 5, 2)
         assert np.max(np.abs(got - want)) <= AGREE * np.max(np.abs(want))

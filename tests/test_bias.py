@@ -13,6 +13,7 @@ from theory.bias import (
     kernel_predict,
     min_norm_response,
     min_norm_response_float64,
+    min_norm_solve,
     output_rows,
     unweighted_min_norm,
     weighted_min_norm,
@@ -240,3 +241,27 @@ def test_bad_input():
         unweighted_min_norm(np.vstack([Phi[:1], Phi[:1]]), np.ones((2, 1)))
     with pytest.raises(SpecError):
         design_matrix(np.ones((2, 3)), 2)
+
+
+def test_min_norm_solve_full_metric_equals_its_diagonal():
+    """The one solve with the metric given by its diagonal and as the full matrix ``diag(w)``
+    (the form the lag kernels of theory.diagonal take): the same correction and multipliers,
+    equal to the exact rational oracle."""
+    rng = np.random.default_rng(11)
+    Phi = np.array([[Fraction(float(v)) for v in row] for row in rng.standard_normal((3, 6))], dtype=object)
+    r = np.array([[Fraction(float(v))] for v in rng.standard_normal(3)], dtype=object)
+    w = [Fraction(9, 10) ** l for l in range(6)]
+    full = np.array([[w[i] if i == j else Fraction(0) for j in range(6)] for i in range(6)], dtype=object)
+    kw = dict(start_dps=50, agree_digits=31, max_dps=500)
+    diag = min_norm_solve(Phi, np.array(w, dtype=object), r, **kw)
+    dense = min_norm_solve(Phi, full, r, **kw)
+    want = _exact_min_norm(Phi.tolist(), r[:, 0].tolist(), w, [Fraction(0)] * 6)
+    ctx = context(40)
+    for k in range(6):
+        exact_k = ctx.mpf(want[k].numerator) / want[k].denominator
+        for got in (diag.delta[k, 0], dense.delta[k, 0]):
+            assert abs(got - exact_k) <= ctx.mpf(10) ** -38 * max(1, abs(exact_k))
+    for a, b in zip(diag.alpha[:, 0], dense.alpha[:, 0]):
+        assert abs(a - b) <= ctx.mpf(10) ** -38 * max(1, abs(b))
+    with pytest.raises(ZeroDivisionError):  # X M X^T = 0: the callers name the cause
+        min_norm_solve(Phi[:1], np.zeros(6, dtype=object) + Fraction(0), r[:1], **kw)

@@ -21,7 +21,8 @@ from theory import RNNSpec
 from theory.finite_width import mean_lag_gram
 from verify import __version__
 from verify.cli.main import main
-from verify.engine.rnn import LinearRNN, init_rnn, save_rnn
+from verify.engine.npz import save_rnn
+from verify.engine.rnn import LinearRNN, init_rnn
 from verify.harness.check import check_folder, scan_folder
 from verify.stats.exact import contrast_weights, predict
 

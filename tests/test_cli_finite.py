@@ -16,8 +16,9 @@ import pytest
 
 from theory.spec import RNNSpec
 from verify.cli.main import main
+from verify.engine.npz import load_rnn, save_rnn
 from verify.engine.ntk import empirical_ntk, lag_gram, limit_lag_gram
-from verify.engine.rnn import init_rnn, load_rnn, save_rnn
+from verify.engine.rnn import init_rnn
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--widths", "16,32,64", "--seeds", "3", "--lags", "4", "--bias-seeds", "0"]
@@ -57,6 +58,7 @@ def test_sweep_json_equals_library_sweep(capsys):
 
 def test_exit_code_1_when_inconsistent(tmp_path, capsys, monkeypatch):
     """The CLI maps an inconsistent verdict to status 1: sweep replaced by one whose errors fall like n^-1."""
+    import verify.cli.commands.sweep as sweep_command
     import verify.stats.sweep as vs
 
     def fake_sweep(plan, **kw):
@@ -67,7 +69,7 @@ def test_exit_code_1_when_inconsistent(tmp_path, capsys, monkeypatch):
         z = np.zeros((len(plan.widths), 4, plan.lags))
         return vs.summarize(plan, vs.SweepDraws(plan.widths, plan.seeds, E, z, z, E), np.ones(plan.lags))
 
-    monkeypatch.setattr(vs, "sweep", fake_sweep)
+    monkeypatch.setattr(sweep_command, "sweep", fake_sweep)
     rc, out, _ = _run(["run", "--widths", "64,128,256,512", "--lags", "3", "--out", str(tmp_path), "--no-figures",
                        "--quiet"], capsys)
     assert rc == 1 and out.startswith("verdict: inconsistent")
@@ -78,13 +80,13 @@ def test_exit_code_1_when_the_networks_are_not_what_the_spec_says(monkeypatch, c
     """Power through the real computation: draws made with s_W 1.2 times the specified one (1.08 instead
     of 0.9) are found inconsistent (exit 1).  Measured: the decisive exact test's p-value is 2e-5 at
     these sizes (alpha = 0.01); with the right s_W it is 0.87 and the exit status is 0."""
-    import verify.engine.rnn as vr
+    import verify.stats.sweep.draws as draws
 
-    real = vr.init_rnn
+    real = draws.init_rnn
     argv = ["sweep", "--widths", "32,64,128", "--seeds", "4", "--lags", "4", "--bias-seeds", "0", "--quiet"]
     rc, out, _ = _run(argv, capsys)
     assert rc == 0 and out.startswith("verdict: consistent")
-    monkeypatch.setattr(vr, "init_rnn", lambda spec, n, seed=0, backend=None, **kw: real(
+    monkeypatch.setattr(draws, "init_rnn", lambda spec, n, seed=0, backend=None, **kw: real(
         spec.replace(sigma_w=spec.sigma_w * Fraction(6, 5)), n, seed, backend, **kw))
     rc, out, _ = _run(argv, capsys)
     assert rc == 1 and out.startswith("verdict: inconsistent")

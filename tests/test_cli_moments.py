@@ -230,7 +230,7 @@ def test_missing_matplotlib_is_refused_before_work(tmp_path, monkeypatch, capsys
 
 def test_bias_curve_limit_matches_first_coefficient(capsys):
     from verify.cli.commands.moments import _poly as poly
-    from verify.cli.commands.moments import bias_curve
+    from verify.cli.figures.moments import bias_curve
 
     rep = _json(["--lags", "6"], capsys)
     for l in range(6):

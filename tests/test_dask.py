@@ -206,11 +206,11 @@ def _interrupt_after_first(items, *args, **kwargs):
 
 @needs_dask
 def test_cluster_closed_on_keyboard_interrupt(monkeypatch):
-    import verify.internal.progress
+    import verify.internal.executors
 
     before = _children()
     env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED")}
-    monkeypatch.setattr(verify.internal.progress, "progress", _interrupt_after_first)
+    monkeypatch.setattr(verify.internal.executors, "bar", _interrupt_after_first)  # the name ordered_map calls
     with pytest.raises(KeyboardInterrupt):
         with open_executor(ExecutorOptions(workers=2, dask="local")) as ex:
             pids = _worker_pids(ex)
@@ -357,7 +357,8 @@ def test_executor_options_sizes_and_names():
 @needs_dask
 def test_cli_check_dask_local_equals_serial(tmp_path, capsys):
     """``check DIR``: one lag-Gram task per network file; the report on the cluster equals the serial one."""
-    from verify.engine.rnn import init_rnn, save_rnn
+    from verify.engine.npz import save_rnn
+    from verify.engine.rnn import init_rnn
 
     spec = RNNSpec(sigma_w="0.9")
     for n in (8, 16):

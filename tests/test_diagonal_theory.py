@@ -332,3 +332,11 @@ def test_implicit_bias_solution_rejects_bad_shapes():
         implicit_bias_solution([[1]], [[1, 2]], [1])
     with pytest.raises(ValueError, match="singular"):
         implicit_bias_solution([[1, 0], [0, 0]], [[0, 1]], [1])
+    with pytest.raises(ValueError, match="not a finite number"):
+        implicit_bias_solution([[1]], [[float("nan")]], [1])
+
+
+def test_implicit_bias_solution_takes_decimal_strings_exactly():
+    """Theta = 0.1, X = 10, y = 1: L = Theta X (X Theta X)^-1 y = 1/10, from the strings as written."""
+    (L,) = implicit_bias_solution([["0.1"]], [["10"]], ["1"], dps=30)
+    assert abs(L - context(40).mpf(1) / 10) < context(40).mpf(10) ** -32

@@ -77,3 +77,82 @@ def test_readme_python_example_runs_and_its_comments_hold():
     assert peak == 3
     assert err == pytest.approx(0.067, abs=5e-4)
     assert isinstance(err, (float, np.floating))
+
+
+PATH = re.compile(r"(?<![\w/.-])((?:theory|verify|benchmarks|tests|docs)/[\w./*-]*[\w*/])")
+DOTTED = re.compile(r"(?<![\w./-])((?:theory|verify)(?:\.[A-Za-z_]\w*)+)")
+
+
+def _markdown():
+    yield ROOT / "README.md"
+    yield from sorted(DOCS.glob("*.md"))
+
+
+def _resolves(name: str) -> bool:
+    """Whether ``name`` (dotted) is a module of the project or an attribute of one."""
+    import importlib
+
+    parts = name.split(".")
+    for k in range(len(parts), 0, -1):
+        module = ".".join(parts[:k])
+        where = ROOT / Path(*parts[:k])
+        if not (where.with_suffix(".py").is_file() or (where / "__init__.py").is_file()):
+            continue
+        obj = importlib.import_module(module)
+        for attr in parts[k:]:
+            if isinstance(obj, type) and attr in getattr(obj, "__annotations__", {}):
+                return True  # a field of a dataclass: an attribute of its instances
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+def test_every_path_in_the_docs_exists():
+    missing = []
+    for doc in _markdown():
+        for match in PATH.finditer(doc.read_text(encoding="utf-8")):
+            text = match.group(1).rstrip(".")
+            if "NAME" in text:  # a placeholder: verify/cli/commands/NAME.py
+                continue
+            if "*" in text:
+                ok = any(ROOT.glob(text))
+            else:
+                ok = (ROOT / text).exists()
+            if not ok:
+                missing.append(f"{doc.relative_to(ROOT)}: {text}")
+    assert not missing, "paths in the docs that do not exist:\n" + "\n".join(missing)
+
+
+def test_every_module_name_in_the_docs_resolves():
+    missing = []
+    for doc in _markdown():
+        for match in DOTTED.finditer(doc.read_text(encoding="utf-8")):
+            name = match.group(1).rstrip(".")
+            if name.rsplit(".", 1)[-1] in ("md", "py", "json"):  # a file name (theory.md), not a module
+                continue
+            if not _resolves(name):
+                missing.append(f"{doc.relative_to(ROOT)}: {name}")
+    assert not missing, "module or function names in the docs that do not exist:\n" + "\n".join(sorted(set(missing)))
+
+
+def test_the_path_checks_can_fail():
+    assert [m.group(1) for m in PATH.finditer("see `verify/engine/ntk.py` and verify/nowhere.py.")] == \
+        ["verify/engine/ntk.py", "verify/nowhere.py"]
+    assert _resolves("verify.engine.ntk.lag_gram") and not _resolves("verify.engine.ntk.no_such_function")
+    assert not _resolves("verify.ntk")
+
+
+ROLE = re.compile(r":(?:func|class|mod|data|meth|attr|exc):`~?((?:theory|verify)(?:\.[A-Za-z_]\w*)+)`")
+
+
+def test_every_cross_reference_in_the_code_resolves():
+    """Docstrings name functions and modules (``:func:`verify.engine.ntk.lag_gram```): each one exists."""
+    missing = []
+    for folder in ("theory", "verify", "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for match in ROLE.finditer(path.read_text(encoding="utf-8")):
+                if not _resolves(match.group(1)):
+                    missing.append(f"{path.relative_to(ROOT)}: {match.group(1)}")
+    assert not missing, "docstring references to names that do not exist:\n" + "\n".join(sorted(set(missing)))

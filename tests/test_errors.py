@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import types
@@ -17,7 +18,7 @@ import pytest
 from theory.spec import SpecError
 from verify.cli import main as cli
 from verify.engine.backend import BackendError
-from verify.internal import validate
+from verify.internal import limits, validate
 from verify.internal.errors import (
     BadInput,
     LimitExceeded,
@@ -350,10 +351,10 @@ def test_limits_come_from_the_environment_and_can_be_switched_off(capsys, monkey
 
 
 def test_no_limits_flag_is_scoped_to_one_call():
-    with validate.limits_disabled():
-        validate.check_cost(validate.Cost(1e30, 1e30, "x"), "--x")
+    with limits.limits_disabled():
+        limits.check_cost(limits.Cost(1e30, 1e30, "x"), "--x")
     with pytest.raises(LimitExceeded):
-        validate.check_cost(validate.Cost(1e30, 0.0, "x"), "--x")
+        limits.check_cost(limits.Cost(1e30, 0.0, "x"), "--x")
 
 
 def test_memory_estimate_bounds_the_measured_peak():
@@ -374,7 +375,7 @@ def test_memory_estimate_bounds_the_measured_peak():
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
-        est = validate.lag_gram_cost(n, lags, nx, ny).bytes
+        est = limits.lag_gram_cost(n, lags, nx, ny).bytes
         assert peak / 10 <= est and peak <= 4 * est, (n, lags, peak, est)
 
 
@@ -440,14 +441,14 @@ def test_a_new_report_folder_appears_in_one_step(tmp_path, capsys):
 @pytest.mark.parametrize("command", ["run", "reproduce", "ssm"])
 def test_failure_during_the_work_leaves_nothing(command, tmp_path, capsys, monkeypatch):
     """The work raises after the output was prepared: exit 1, and neither a partial file nor an empty folder."""
+    import verify.cli.commands.sweep as sweep_command
     import verify.experiments.implicit_bias as ex
-    import verify.stats.sweep as vs
 
     def boom(*a, **k):
         raise RuntimeError("simulated failure in the middle of the work")
 
     if command == "run":
-        monkeypatch.setattr(vs, "sweep", boom)
+        monkeypatch.setattr(sweep_command, "sweep", boom)
         argv = ["run", *FAST_SWEEP]
     elif command == "reproduce":
         pytest.importorskip("matplotlib")
@@ -458,9 +459,9 @@ def test_failure_during_the_work_leaves_nothing(command, tmp_path, capsys, monke
         argv = ["reproduce", "--quick"]
     else:
         pytest.importorskip("matplotlib")
-        import verify.experiments.ssm_compare as sc
+        import verify.cli.commands.ssm as ssm_command
 
-        monkeypatch.setattr(sc, "write_figure", boom)  # after ssm_compare.json was written
+        monkeypatch.setattr(ssm_command, "write_figure", boom)  # after ssm_compare.json was written
         argv = ["ssm", "compare", "--lags", "4", "--train-lags", "3", "--train-sequences", "1", "--max-lag", "8"]
     monkeypatch.chdir(tmp_path)
     (tmp_path / "keep").mkdir()
@@ -486,17 +487,17 @@ def test_missing_matplotlib_is_found_before_the_work(tmp_path, capsys, monkeypat
 
 def test_figures_warning_comes_before_the_work(tmp_path, capsys, monkeypatch):
     """run/sweep draw figures optionally: without matplotlib one warning, printed before any draw."""
-    import verify.stats.sweep as vs
+    import verify.cli.commands.sweep as sweep_command
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     seen = []
-    real = vs.sweep
+    real = sweep_command.sweep
 
     def spy(*a, **k):
         seen.append(capsys.readouterr().err)
         return real(*a, **k)
 
-    monkeypatch.setattr(vs, "sweep", spy)
+    monkeypatch.setattr(sweep_command, "sweep", spy)
     rc = cli.main(["sweep", "--widths", "16,32,64", "--seeds", "2", "--lags", "3", "--bias-seeds", "0", "--quiet",
                    "--out", str(tmp_path / "o")])
     assert rc == 0 and "matplotlib is not installed" in seen[0]
@@ -583,3 +584,31 @@ def test_too_many_workers_is_refused_before_any_process_starts(argv, tmp_path, c
     assert err.count("\n") == 1 and f"at most {max_local_workers()} here" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["X.npy"]
     assert max_local_workers() >= 8
+
+
+def test_moments_with_absurd_lags_is_one_line(capsys):
+    """``moments --lags 100000`` used to end in an internal OverflowError; the estimate is now finite."""
+    assert cli.main(["moments", "--lags", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--lags 100000" in err and "internal error" not in err, err
+
+
+def test_one_cost_model_for_the_exact_means(monkeypatch, capsys):
+    """run/sweep, validity and moments ask the same model for the same exact means: at 24 lags they all
+    refuse with the same memory estimate (they disagreed by 190x: 0.55, 102 and 21 GiB)."""
+    from verify.internal import limits
+
+    monkeypatch.setenv(limits.MEMORY_ENV, "24")
+    monkeypatch.setenv(limits.SECONDS_ENV, str(10**9))
+    estimates = []
+    for argv in (["sweep", "--lags", "24", "--widths", "64", "--seeds", "2", "--bias-seeds", "0"],
+                 ["validity", "--lags", "24", "--exact-variance-lags", "0"],
+                 ["moments", "--lags", "24"]):
+        monkeypatch.setattr("verify.cli.commands.moments.MAX_SECONDS", 1e12)
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        match = re.search(r"about ([\d.]+) GiB", err)
+        assert match, err
+        estimates.append(float(match.group(1)))
+    mean = limits.exact_mean_cost(24).bytes / limits.GIB
+    assert all(abs(e - mean) / mean < 0.05 for e in estimates), (estimates, mean)

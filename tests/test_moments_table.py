@@ -1,6 +1,7 @@
-"""The shipped table of exact trace means (theory/data/trace_means.json, theory.tables).
+"""The shipped table of exact trace means (theory/data/trace_means.json: built by theory.trace_means,
+read by theory.tables).
 
-Entries are recomputed with the Wick engine without the table (``theory.tables._compute``)
+Entries are recomputed with the Wick engine without the table (``theory.trace_means.engine_mean``)
 on a seeded random sample, and the whole table is checked against invariants that
 follow from the definitions (module docstring of theory.finite_width):
 
@@ -22,9 +23,10 @@ from importlib import resources
 import pytest
 
 import theory.finite_width as fw
-from theory import tables
+from theory import tables, trace_means
 from theory.finite_width import InvPoly, raw_mean
-from theory.tables import _compute, build_table, load_table, lookup, table_from_json
+from theory.tables import load_table, lookup, table_from_json
+from theory.trace_means import build_table, engine_mean
 
 GROUPS = ("C", "F", "W")
 
@@ -105,7 +107,7 @@ def test_random_entries_recomputed_exactly(table):
     sample = _sample(table, rng, 60, 0, 22) + _sample(table, rng, 6, 24, 28)
     t0 = time.perf_counter()
     for g, m, mp in sample:
-        assert _compute(g, m, mp) == table.entries[(g, m, mp)], (g, m, mp)
+        assert engine_mean(g, m, mp) == table.entries[(g, m, mp)], (g, m, mp)
     assert time.perf_counter() - t0 < 120  # a runaway here means the engine changed cost
 
 
@@ -122,11 +124,19 @@ def test_raw_mean_reads_the_table(monkeypatch, table):
     def boom(*args, **kwargs):
         raise RuntimeError("engine called")
 
-    monkeypatch.setattr(fw, "_expand", boom)
+    monkeypatch.setattr(fw, "engine_mean", boom)
     assert raw_mean.__wrapped__("W", M - 1, M - 1) == table.entries[("W", M - 1, M - 1)]
     assert raw_mean.__wrapped__("C", M - 1, M - 2) == InvPoly.zero()
     with pytest.raises(RuntimeError, match="engine called"):
         raw_mean.__wrapped__("C", M, M)
+
+
+def test_builder_command_writes_the_table(tmp_path):
+    """``python -m theory.trace_means`` (``main``) writes what :func:`build_table` builds, readably."""
+    out = tmp_path / "table.json"
+    assert trace_means.main(["--max-index", "3", "--out", str(out), "--quiet"]) == 0
+    assert json.loads(out.read_text()) == build_table(3)
+    assert trace_means.main(["--max-index", "0", "--out", str(out), "--quiet"]) == 2
 
 
 def test_malformed_tables_are_refused():

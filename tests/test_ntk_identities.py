@@ -84,15 +84,19 @@ def test_empirical_ntk_rejects_what_it_cannot_do(monkeypatch):
     X = np.ones((1, 2, 1))
     for kwargs, match in ((dict(method="exact"), "unknown NTK method 'exact'; choose one of structured, bptt"),
                           (dict(device="cpu"), "device applies to the torch methods"),
-                          (dict(method="jacobian", chunk=2), "chunk applies to method 'ntvp' only"),
-                          (dict(method="ntvp", shares=True), "shares=True needs method 'structured' or 'bptt'")):
+                          (dict(method="jacobian", chunk=2), "chunk applies to method 'products' only"),
+                          (dict(method="products", shares=True), "shares=True needs method 'structured' or 'bptt'"),
+                          (dict(method="ntvp", shares=True), "shares=True needs method 'structured' or 'bptt', not "
+                                                             "'products'")):
         with pytest.raises(SpecError, match=match):
             empirical_ntk(rnn, spec, X, **kwargs)
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
-    for method in ("jacobian", "ntvp"):
+    for method in ("jacobian", "products"):
         with pytest.raises(ImportError, match=f"NTK method '{method}' needs torch"):
             empirical_ntk(rnn, spec, X, method=method)
+    with pytest.raises(ImportError, match="NTK method 'products' needs torch"):  # the alias, by its name
+        empirical_ntk(rnn, spec, X, method="ntvp")
 
 
 @given(_case(max_T=1), st.integers(1, 16))

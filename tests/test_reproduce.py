@@ -8,9 +8,9 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from verify.cli import main as cli  # noqa: E402
-from verify.cli.commands import reproduce  # noqa: E402
-from verify.experiments.datasets import sunspots_monthly, sunspots_yearly  # noqa: E402
+from verify.cli import main as cli
+from verify.cli.commands import reproduce
+from verify.experiments.datasets import sunspots_monthly, sunspots_yearly
 
 TINY = dict(widths=[16, 32], seeds={16: [0, 1], 32: [0]}, synth_sigmas=["0.5", "0.95"], rhos=[0.3, 0.9],
             synth_draws=2, real_sigmas=["0.8", "1"], real_draws=2, gd_sigmas=["0.8"], real_width=8,

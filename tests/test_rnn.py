@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from theory.spec import RNNSpec, SpecError
 from verify import strategies as vst
-from verify.engine.rnn import LinearRNN, forward, impulse_response, init_rnn, load_rnn, save_rnn
+from verify.engine.npz import load_rnn, save_rnn
+from verify.engine.rnn import LinearRNN, forward, impulse_response, init_rnn
 
 U = 2.0**-53
 

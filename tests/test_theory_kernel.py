@@ -210,11 +210,11 @@ def test_mpf_inputs_keep_their_sign():
     """Inputs given as mpmath numbers are exact rationals with their sign (regression)."""
     import mpmath
 
-    from theory.kernel import _to_fraction
+    from theory.kernel import to_fraction
 
-    assert _to_fraction(mpmath.mpf(-1.5)) == Fraction(-3, 2)
-    assert _to_fraction(mpmath.mpf("0.75")) == Fraction(3, 4)
-    assert _to_fraction(mpmath.mpf(0)) == 0
+    assert to_fraction(mpmath.mpf(-1.5)) == Fraction(-3, 2)
+    assert to_fraction(mpmath.mpf("0.75")) == Fraction(3, 4)
+    assert to_fraction(mpmath.mpf(0)) == 0
     for bad in (mpmath.inf, -mpmath.inf, mpmath.nan):
         with pytest.raises(SpecError):
-            _to_fraction(bad)
+            to_fraction(bad)

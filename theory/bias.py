@@ -24,7 +24,9 @@ convolution with ``L_inf``; equivalently
 ``f(X*) = f_0(X*) + K(X*, X) K(X, X)^(-1) (y - f_0(X))`` with the NTK ``K`` of
 :mod:`theory.kernel` (the tests check the two routes agree).
 
-Exactness: inputs are converted to exact rationals (a float is its binary
+Exactness (:func:`min_norm_solve`, the one minimum-norm solve of the exact side:
+it also takes a full metric, such as the lag kernels of :mod:`theory.diagonal`):
+inputs are converted to exact rationals (a float is its binary
 value), ``X B X^T`` is formed in exact integer arithmetic, and only the linear
 solve is rounded: it runs in mpmath at a working precision ``wp`` (starting at
 ``dps`` + the decades spanned by beta + 20) that is raised until two solves, at
@@ -44,18 +46,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from math import ceil, log10
-from typing import Optional, Sequence, Union
+from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from theory.kernel import _integerize, _to_fraction
-from theory.precision import UnstableSolve, check_dps, context, until_stable
+from theory.kernel import integerize, to_fraction
+from theory.precision import Context, UnstableSolve, check_dps, context, until_stable
 from theory.spec import RNNSpec, SpecError
 from theory.weights import check_lags, lag_weights
 
 __all__ = [
     "design_matrix",
     "MinNormSolution",
+    "MinNormCorrection",
+    "min_norm_solve",
     "min_norm_response",
     "weighted_min_norm",
     "unweighted_min_norm",
@@ -129,7 +133,7 @@ def _fractions(a, name: str) -> np.ndarray:
         if isinstance(v, (float, np.floating)) and not np.isfinite(v):
             raise ValueError(f"{name} contains a non-finite value ({float(v)!r})")
         try:
-            fo[k] = _to_fraction(float(v) if isinstance(v, np.floating) else v)
+            fo[k] = to_fraction(float(v) if isinstance(v, np.floating) else v)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{name} contains a value that is not a finite number ({v!r})") from exc
     return out
@@ -187,33 +191,28 @@ def min_norm_response(
     else:
         if len(weights) != lags:
             raise ValueError(f"need {lags} lag weights, got {len(weights)}")
-        wf = [_to_fraction(w) for w in weights]
+        wf = [to_fraction(w) for w in weights]
         if any(w <= 0 for w in wf):
             raise ValueError("lag weights must be > 0 (a zero weight freezes a lag: drop it from the design)")
-    # exact integer forms: Phi = Pi / dx, w = wi / dw (per column (l, i))
-    Pi, dx = _integerize(Pf)
-    wcol = np.array([wf[l] for l in range(lags) for _ in range(n_x)], dtype=object)
-    wi, dw = _integerize(wcol)
+    wcol = np.array([wf[l] for l in range(lags) for _ in range(n_x)], dtype=object)  # B per column (l, i)
     # residual r = y - Phi L0 (exact)
     if L0f is None:
         L0f = np.empty((lags, n_y, n_x), dtype=object)
         L0f[...] = Fraction(0)
     L0cols = L0f.transpose(0, 2, 1).reshape(p, n_y)  # (l, i) x a
     r = yf - Pf.dot(L0cols)
-    Kint = (Pi * wi[None, :]).dot(Pi.T)  # exact: X B X^T * dx^2 * dw
-    spread = _decades(wf)
-    # L - L0 = dx * diag(wi) Pi^T Kint^-1 r   (the factors dw, dx^2 cancel)
-    start, step = dps + spread + 20, 30
+    start, step = dps + _decades(wf) + 20, 30
     try:
-        hi, wp = until_stable(lambda w: _solve(Kint, Pi, wi, dx, dx * dx * dw, r, w), start, agree_digits=dps + 1,
-                              max_dps=start + step * (2**max_refinements - 1), step=step,
-                              values=lambda res: res[0].reshape(-1))
+        corr = min_norm_solve(Pf, wcol, r, start_dps=start, agree_digits=dps + 1,
+                              max_dps=start + step * (2**max_refinements - 1), step=step)
+    except ZeroDivisionError:
+        raise ValueError("X B X^T is singular: the fitted outputs are linearly dependent") from None
     except UnstableSolve as exc:
         raise ValueError(
             f"the weighted minimum-norm solve did not stabilize up to {exc.dps} digits: X B X^T is singular "
             "(linearly dependent rows of the design?)"
         ) from None
-    return _finish(hi, L0f, dps, wp)
+    return _finish(corr, L0f, dps)
 
 
 def _decades(wf) -> int:
@@ -221,31 +220,76 @@ def _decades(wf) -> int:
     return int(ceil(log10(float(hi / lo)))) if hi != lo else 0
 
 
-def _solve(Kint, Pi, wi, dx, scale: int, r, wp: int):
-    ctx = context(wp)
-    N = Kint.shape[0]
-    K = ctx.matrix(N, N)
-    for a in range(N):
-        for b in range(N):
-            K[a, b] = ctx.mpf(int(Kint[a, b]))
-    n_y = r.shape[1]
-    alphas, dLs = [], []
-    for a in range(n_y):
-        rhs = ctx.matrix([ctx.mpf(v.numerator) / v.denominator for v in r[:, a]])
-        try:
-            al = ctx.lu_solve(K, rhs)  # the LU factors are cached on K across columns
-        except ZeroDivisionError:
-            raise ValueError("X B X^T is singular: the fitted outputs are linearly dependent") from None
-        al = np.array([al[k] for k in range(N)], dtype=object)
-        proj = Pi.T.dot(al)  # (p,) mpf
-        dL = np.array([ctx.mpf(int(wi[k])) * int(dx) * proj[k] for k in range(len(wi))], dtype=object)
-        alphas.append(al * int(scale))
-        dLs.append(dL)
-    return np.stack(dLs, axis=1), np.stack(alphas, axis=1), ctx
+class MinNormCorrection(NamedTuple):
+    """``delta = M X^T alpha`` (p, n_y) and ``alpha = (X M X^T)^(-1) r`` (N, n_y): mpmath numbers of ``ctx``,
+    the working context of the last solve, at ``working_dps`` digits (see :func:`min_norm_solve`)."""
+
+    delta: np.ndarray
+    alpha: np.ndarray
+    ctx: Context
+    working_dps: int
 
 
-def _finish(cur, L0f, dps: int, wp: int) -> MinNormSolution:
-    dL, alpha, wctx = cur
+def min_norm_solve(Phi: np.ndarray, metric: np.ndarray, r: np.ndarray, *, start_dps: int, agree_digits: int,
+                   max_dps: int, step: int = 30, floor_digits: Optional[int] = None) -> MinNormCorrection:
+    """The minimum-norm correction in the metric of a positive semi-definite ``M``, at rising precision:
+
+        L - L0 = delta = M X^T alpha,    alpha = (X M X^T)^(-1) r,    r = y - X L0,
+
+    the minimizer of ``(L - L0)^T M^(-1) (L - L0)`` subject to ``X L = y`` (for singular
+    ``M``: the minimizer within ``L0 + range(M)``, where gradient descent moves ``L``).  Every
+    minimum-norm solve of the exact side is this one: :func:`min_norm_response` (``M = B``,
+    diagonal) and :func:`theory.diagonal.implicit_bias_solution` (``M = Theta``, a lag kernel).
+
+    ``Phi`` (N, p) is the design ``X``, ``r`` (N, n_y) the residuals, and ``metric`` either the
+    ``p`` diagonal entries of ``M`` (shape (p,)) or ``M`` itself (shape (p, p)); all three are
+    object arrays of exact :class:`~fractions.Fraction` s.  With ``X = Pi / dx`` and ``M = Mi / dm``
+    (integers ``Pi``, ``Mi``) the Gram ``G = Pi Mi Pi^T = dx^2 dm X M X^T`` is formed exactly, and
+    ``delta = dx Mi Pi^T G^(-1) r`` (the factors ``dm`` and ``dx^2`` cancel).  Only the solve with
+    ``G`` is rounded: it runs at ``start_dps`` digits and rises by :func:`theory.precision.until_stable`
+    (``agree_digits``, ``floor_digits``, ``step``, ``max_dps``, on the entries of ``delta``) until two
+    solves agree.
+
+    Raises ``ZeroDivisionError`` when ``G`` is singular at the working precision and
+    :class:`~theory.precision.UnstableSolve` when no two solves agree (callers name the cause).
+    """
+    diagonal = metric.ndim == 1
+    Pi, dx = integerize(Phi)
+    Mi, dm = integerize(metric)
+    if diagonal:
+        G = (Pi * Mi[None, :]).dot(Pi.T)  # exact: X B X^T * dx^2 * dm
+    else:
+        G = Pi.dot(Mi.dot(Pi.T))  # exact: X M X^T * dx^2 * dm
+    scale = dx * dx * dm
+
+    def solve(wp: int) -> Tuple[np.ndarray, np.ndarray, Context]:
+        ctx = context(wp)
+        N = G.shape[0]
+        K = ctx.matrix(N, N)
+        for a in range(N):
+            for b in range(N):
+                K[a, b] = ctx.mpf(int(G[a, b]))
+        alphas, deltas = [], []
+        for a in range(r.shape[1]):
+            rhs = ctx.matrix([ctx.mpf(v.numerator) / v.denominator for v in r[:, a]])
+            col = ctx.lu_solve(K, rhs)  # the LU factors are cached on K across columns
+            al = np.array([col[k] for k in range(N)], dtype=object)
+            proj = Pi.T.dot(al)  # (p,) mpf: Pi^T G^-1 r
+            if diagonal:
+                dL = np.array([ctx.mpf(int(Mi[k])) * int(dx) * proj[k] for k in range(len(Mi))], dtype=object)
+            else:
+                dL = np.array([int(dx) * v for v in Mi.dot(proj)], dtype=object)
+            alphas.append(al * int(scale))
+            deltas.append(dL)
+        return np.stack(deltas, axis=1), np.stack(alphas, axis=1), ctx
+
+    (delta, alpha, ctx), wp = until_stable(solve, start_dps, agree_digits=agree_digits, max_dps=max_dps, step=step,
+                                           floor_digits=floor_digits, values=lambda res: res[0].reshape(-1))
+    return MinNormCorrection(delta, alpha, ctx, wp)
+
+
+def _finish(corr: MinNormCorrection, L0f, dps: int) -> MinNormSolution:
+    dL, alpha, wctx = corr.delta, corr.alpha, corr.ctx
     ctx = context(dps)
     p, n_y = dL.shape
     lags, _, n_x = L0f.shape
@@ -256,7 +300,7 @@ def _finish(cur, L0f, dps: int, wp: int) -> MinNormSolution:
                 v = L0f[l, a, i]
                 L[l, a, i] = ctx.mpf(wctx.mpf(v.numerator) / v.denominator + dL[l * n_x + i, a])
     al = np.vectorize(lambda v: ctx.mpf(v), otypes=[object])(alpha)
-    return MinNormSolution(L, al, dps, wp)
+    return MinNormSolution(L, al, dps, corr.working_dps)
 
 
 def weighted_min_norm(spec: RNNSpec, Phi, y, *, L0=None, dps: int = 30) -> MinNormSolution:

@@ -25,21 +25,26 @@ zero, so
 The mean does not depend on ``n_y``; it scales as ``1/n_x``, except the F and D
 shares of the metric "standard", which are ``O(1/n)`` and carry no ``1/n_x``.
 
-Expectations over ``f~`` and ``c~`` are Isserlis' theorem
-(``E (f^T A f) = tr A``, ``E (f^T A f)(f^T B f) = tr A tr B + tr(A B^T) + tr(A B)``);
-the remaining traces of words in ``W~`` go to :mod:`theory.wick`.
+The means and covariances of the ``theta_g`` come from their Wick expansion
+(:mod:`theory.trace_means`: Isserlis' theorem over ``f~`` and ``c~``, then the
+Gaussian moments of traces of words in ``W~``, :mod:`theory.wick`); the means
+with ``m, m'`` below the shipped table's size are read from it
+(:mod:`theory.tables`).  Every result is an :class:`~theory.polynomial.InvPoly`
+(re-exported here, with :data:`~theory.trace_means.RAW_GROUPS`).
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
+from theory.polynomial import InvPoly
 from theory.spec import RNNSpec, SpecError
+from theory.tables import lookup
+from theory.trace_means import RAW_GROUPS, check_index, engine_mean, evaluate, expand, theta_terms
 from theory.weights import check_lags
-from theory.wick import canonical_state, engine, transpose_word
+from theory.wick import engine, transpose_word
 
 __all__ = [
     "InvPoly",
@@ -55,184 +60,8 @@ __all__ = [
     "planar",
 ]
 
-RAW_GROUPS = ("C", "F", "W")
-
-
-# --------------------------------------------------------------------- polynomials
-@dataclass(frozen=True)
-class InvPoly:
-    """``sum_k coeffs[k] n^-k`` with exact rational coefficients.
-
-    >>> p = InvPoly.of([4, 0, 6])
-    >>> str(p)
-    '4 + 6/n^2'
-    >>> p(2)
-    Fraction(11, 2)
-    """
-
-    coeffs: Tuple[Fraction, ...]
-
-    @staticmethod
-    def of(values: Iterable[Union[int, Fraction, str]]) -> "InvPoly":
-        out = [Fraction(v) for v in values]
-        while out and out[-1] == 0:
-            out.pop()
-        return InvPoly(tuple(out))
-
-    @staticmethod
-    def zero() -> "InvPoly":
-        return InvPoly(())
-
-    def coeff(self, k: int) -> Fraction:
-        """Coefficient of ``n^-k`` (0 beyond the stored ones)."""
-        return self.coeffs[k] if 0 <= k < len(self.coeffs) else Fraction(0)
-
-    @property
-    def degree(self) -> int:
-        """Highest power of ``1/n`` with a non-zero coefficient (-1 for zero)."""
-        return len(self.coeffs) - 1
-
-    def __add__(self, other: "InvPoly") -> "InvPoly":
-        size = max(len(self.coeffs), len(other.coeffs))
-        return InvPoly.of(self.coeff(k) + other.coeff(k) for k in range(size))
-
-    def __sub__(self, other: "InvPoly") -> "InvPoly":
-        return self + other.scale(-1)
-
-    def __mul__(self, other: "InvPoly") -> "InvPoly":
-        if not self.coeffs or not other.coeffs:
-            return InvPoly.zero()
-        out = [Fraction(0)] * (len(self.coeffs) + len(other.coeffs) - 1)
-        for i, a in enumerate(self.coeffs):
-            if a:
-                for j, b in enumerate(other.coeffs):
-                    out[i + j] += a * b
-        return InvPoly.of(out)
-
-    def scale(self, factor: Union[int, Fraction], shift: int = 0) -> "InvPoly":
-        """``factor * n^-shift * self`` (``shift >= 0``)."""
-        if shift < 0:
-            raise ValueError("shift must be >= 0")
-        return InvPoly.of([Fraction(0)] * shift + [factor * c for c in self.coeffs])
-
-    def truncate(self, order: Optional[int]) -> "InvPoly":
-        """Keep the coefficients of ``n^0 .. n^-order`` (all for ``None``)."""
-        return self if order is None else InvPoly.of(self.coeffs[: order + 1])
-
-    def __call__(self, n: Union[int, Fraction]) -> Fraction:
-        """Exact value at width ``n``."""
-        inv = 1 / Fraction(n)
-        total = Fraction(0)
-        for c in reversed(self.coeffs):
-            total = total * inv + c
-        return total
-
-    def strings(self) -> List[str]:
-        """Coefficients as exact strings (``"3/2"``, ``"-7"``), for JSON."""
-        return [str(c) for c in self.coeffs]
-
-    def __str__(self) -> str:
-        if not self.coeffs:
-            return "0"
-        parts = []
-        for k, c in enumerate(self.coeffs):
-            if not c:
-                continue
-            mag = abs(c)
-            num = str(mag)
-            if k == 0:
-                term = num
-            else:
-                power = "n" if k == 1 else f"n^{k}"
-                term = f"{num}/{power}" if mag.denominator == 1 else f"({num})/{power}"
-            parts.append(("- " if c < 0 else "+ ") + term)
-        text = " ".join(parts)
-        return text[2:] if text.startswith("+ ") else "-" + text[2:]
-
 
 # ------------------------------------------------------------ spec-free moments
-# A "form" is a quadratic form in one Gaussian vector: the word of its matrix.
-# A term of theta_g is (c_word or None, f_word or None); theta_g is
-# n^-q * sum of its terms.
-
-def _power_word(left: str, m: int, right: str, mp: int) -> str:
-    return left * m + right * mp
-
-
-@lru_cache(maxsize=None)
-def _terms(group: str, m: int, mp: int) -> Tuple[Tuple[Tuple[Optional[str], Optional[str]], ...], int]:
-    """``theta_group(m, m') = n^-q sum_terms c~^T[c_word]c~ f~^T[f_word]f~`` -> (terms, q)."""
-    if group == "C":
-        return (((None, _power_word("T", m, "W", mp)),), 1)
-    if group == "F":
-        return (((_power_word("W", m, "T", mp), None),), 1)
-    if group == "W":
-        terms = []
-        for k in range(m):
-            for kp in range(mp):
-                terms.append((_power_word("W", k, "T", kp), _power_word("T", m - 1 - k, "W", mp - 1 - kp)))
-        return (tuple(terms), 2)
-    raise SpecError(f"group must be one of C, F, W; got {group!r}")
-
-
-def _isserlis(words: Sequence[str]) -> List[Tuple[str, ...]]:
-    """``E_v prod_i (v^T A_i v)`` for ``v ~ N(0, I)`` and at most two forms, as trace products."""
-    if len(words) == 0:
-        return [()]
-    if len(words) == 1:
-        return [(words[0],)]
-    if len(words) == 2:
-        a, b = words
-        return [(a, b), (a + transpose_word(b),), (a + b,)]
-    raise ValueError("at most two quadratic forms per vector")
-
-
-def _expand(groups: Sequence[Tuple[str, int, int]]) -> Tuple[Counter, int]:
-    """``E_(c,f) prod theta_g`` as a Counter of W-trace states, and the normalization power."""
-    acc: Counter = Counter()
-    q_total = 0
-    term_lists = []
-    for g, m, mp in groups:
-        terms, q = _terms(g, m, mp)
-        q_total += q
-        term_lists.append(terms)
-    if any(not t for t in term_lists):
-        return acc, q_total
-
-    def rec(idx: int, cws: Tuple[str, ...], fws: Tuple[str, ...]) -> None:
-        if idx == len(term_lists):
-            for cpart in _isserlis(cws):
-                for fpart in _isserlis(fws):
-                    words = cpart + fpart
-                    empties = sum(1 for w in words if not w)
-                    acc[(canonical_state(words), empties)] += 1
-            return
-        for cw, fw in term_lists[idx]:
-            rec(idx + 1, cws + ((cw,) if cw is not None else ()), fws + ((fw,) if fw is not None else ()))
-
-    rec(0, (), ())
-    return acc, q_total
-
-
-def _evaluate(acc: Counter, q: int, order: Optional[int]) -> InvPoly:
-    """``n^-q sum_states count E[state]``, truncated to ``order`` (exact coefficients)."""
-    eng = engine()
-    coeffs: Dict[int, int] = {}
-    for (state, empties), count in acc.items():
-        t = len(state) + empties
-        depth = None if order is None else t - q + order
-        if depth is not None and depth < 0:
-            continue
-        for k, c in eng.moment(list(state) + [""] * empties, depth).items():
-            power = q - k  # coefficient of n^-power
-            if power < 0:
-                raise AssertionError("moment grew faster than its normalization")  # pragma: no cover
-            coeffs[power] = coeffs.get(power, 0) + count * c
-    size = max(coeffs, default=-1) + 1
-    poly = InvPoly.of(Fraction(coeffs.get(k, 0)) for k in range(size))
-    return poly.truncate(order)
-
-
 @lru_cache(maxsize=None)
 def raw_mean(group: str, m: int, mp: int) -> InvPoly:
     """``E theta_group(m, m')``, exactly (spec-free).
@@ -242,14 +71,9 @@ def raw_mean(group: str, m: int, mp: int) -> InvPoly:
     >>> str(raw_mean("W", 2, 2))
     '2 + 2/n^2'
     """
-    _check_index(m, mp)
-    from theory.tables import lookup  # the shipped table (theory/data/trace_means.json), when (m, m') is in it
-
-    stored = lookup(group, m, mp)
-    if stored is not None:
-        return stored
-    acc, q = _expand([(group, m, mp)])
-    return _evaluate(acc, q, None)
+    check_index(m, mp)
+    stored = lookup(group, m, mp)  # the shipped table (theory/data/trace_means.json), when (m, m') is in it
+    return stored if stored is not None else engine_mean(group, m, mp)
 
 
 @lru_cache(maxsize=None)
@@ -259,12 +83,12 @@ def raw_covariance(g: str, m1: int, m1p: int, h: str, m2: int, m2p: int, order: 
     >>> str(raw_covariance("C", 0, 0, "C", 0, 0))  # Var (|f|^2 / n) = 2/n
     '2/n'
     """
-    _check_index(m1, m1p)
-    _check_index(m2, m2p)
+    check_index(m1, m1p)
+    check_index(m2, m2p)
     if order is not None and order <= 1:
         return _leading_covariance(g, m1, m1p, h, m2, m2p).truncate(order)
-    acc, q = _expand([(g, m1, m1p), (h, m2, m2p)])
-    second = _evaluate(acc, q, order)
+    acc, q = expand([(g, m1, m1p), (h, m2, m2p)])
+    second = evaluate(acc, q, order)
     product = (raw_mean(g, m1, m1p) * raw_mean(h, m2, m2p)).truncate(order)
     return second - product
 
@@ -291,8 +115,8 @@ def _leading_covariance(g: str, m1: int, m1p: int, h: str, m2: int, m2p: int) ->
 
         n Cov -> sum_terms sum_(v shared) [phi(A_v B_v^T) + phi(A_v B_v)] prod_(other forms) phi.
     """
-    xs, _ = _terms(g, m1, m1p)
-    ys, _ = _terms(h, m2, m2p)
+    xs, _ = theta_terms(g, m1, m1p)
+    ys, _ = theta_terms(h, m2, m2p)
     total = 0
     for xc, xf in xs:
         for yc, yf in ys:
@@ -308,12 +132,6 @@ def _leading_covariance(g: str, m1: int, m1p: int, h: str, m2: int, m2p: int) ->
                 if rest:
                     total += rest * (planar(a + transpose_word(b)) + planar(a + b))
     return InvPoly.of([0, total])
-
-
-def _check_index(m: int, mp: int) -> None:
-    for v in (m, mp):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise SpecError(f"Markov indices must be integers >= 0, got {v!r}")
 
 
 # ------------------------------------------------------------------ spec layer
@@ -402,14 +220,8 @@ class FiniteMoments:
         grid = self.total if which == "total" else self.shares[which]
         return [[p(n) for p in row] for row in grid]
 
-    def to_json(self) -> Dict[str, object]:
-        return {
-            "total": [[p.strings() for p in row] for row in self.total],
-            "shares": {g: [[p.strings() for p in row] for row in grid] for g, grid in self.shares.items()},
-        }
 
-
-def _grid(lags: int, fn) -> Tuple[Tuple[InvPoly, ...], ...]:
+def _grid(lags: int, fn: Callable[[int, int], InvPoly]) -> Tuple[Tuple[InvPoly, ...], ...]:
     return tuple(tuple(fn(l, lp) for lp in range(lags)) for l in range(lags))
 
 
@@ -426,7 +238,11 @@ def mean_lag_gram(spec: RNNSpec, lags: int) -> FiniteMoments:
     check_lags(lags)
     cells = {(l, lp): _entry_shares(spec, l, lp) for l in range(lags) for lp in range(lags)}
     groups = list(next(iter(cells.values())))
-    shares = {g: _grid(lags, lambda l, lp, g=g: cells[(l, lp)][g]) for g in groups}
+
+    def share(g: str) -> Callable[[int, int], InvPoly]:
+        return lambda l, lp: cells[(l, lp)][g]
+
+    shares = {g: _grid(lags, share(g)) for g in groups}
 
     def total(l: int, lp: int) -> InvPoly:
         out = InvPoly.zero()
@@ -480,7 +296,7 @@ def variance_lag_gram(spec: RNNSpec, lags: int, order: Optional[int] = None) -> 
     def var_total(l: int, lp: int) -> InvPoly:
         return covariance_entries(spec, (l, lp), (l, lp), order)
 
-    def var_share(g: str):
+    def var_share(g: str) -> Callable[[int, int], InvPoly]:
         def fn(l: int, lp: int) -> InvPoly:
             f = _entry_factors(spec, l, lp)
             if g not in f:

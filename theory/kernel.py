@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from math import lcm
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import numpy as np
 from mpmath import libmp
@@ -29,10 +29,10 @@ from theory.precision import context
 from theory.spec import RNNSpec, SpecError
 from theory.weights import lag_weights, nngp_lag_variances
 
-__all__ = ["conv_kernel", "conv_ntk", "nngp", "expand_outputs"]
+__all__ = ["conv_kernel", "conv_ntk", "nngp", "expand_outputs", "to_fraction", "integerize"]
 
 
-def _to_fraction(v) -> Fraction:
+def to_fraction(v) -> Fraction:
     """Exact rational value of an int, Fraction, float or (real) mpmath number."""
     if hasattr(v, "_mpf_"):
         sign, man, exp, _ = v._mpf_
@@ -85,7 +85,7 @@ def _as_rational_batch(X, name: str, n_x: "int | None") -> np.ndarray:
                     raise SpecError(f"{name} contains a non-finite value ({float(v)!r})")
                 flat_out[k] = Fraction(float(v))
             else:
-                flat_out[k] = _to_fraction(v)
+                flat_out[k] = to_fraction(v)
         except (TypeError, ValueError, OverflowError) as exc:
             if isinstance(exc, SpecError):
                 raise
@@ -93,8 +93,8 @@ def _as_rational_batch(X, name: str, n_x: "int | None") -> np.ndarray:
     return out
 
 
-def _integerize(frac: np.ndarray):
-    """(integer object array, common denominator) with ``frac = ints / den`` exactly."""
+def integerize(frac: np.ndarray) -> Tuple[np.ndarray, int]:
+    """(integer object array, common denominator) with ``frac = ints / den`` exactly (``frac``: Fractions)."""
     den = 1
     for v in frac.reshape(-1):
         den = lcm(den, v.denominator)
@@ -131,10 +131,10 @@ def conv_kernel(weights: Sequence, X, Xp, *, dps: int = 30) -> np.ndarray:
     # weights -> integers over a common power-of-two (or rational) denominator
     wf = np.empty(lags, dtype=object)
     for l in range(lags):
-        wf[l] = _to_fraction(weights[l])
-    wi, wden = _integerize(wf.reshape(1, 1, -1))
-    xi, xden = _integerize(Xf)
-    xpi, xpden = _integerize(Xpf)
+        wf[l] = to_fraction(weights[l])
+    wi, wden = integerize(wf.reshape(1, 1, -1))
+    xi, xden = integerize(Xf)
+    xpi, xpden = integerize(Xpf)
     phi = _lagged(xi, lags) * wi.reshape(1, 1, lags, 1)
     phip = _lagged(xpi, lags)
     left = phi.reshape(B * T, lags * n_x)

@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Mapping, Optional, Union
 
 __all__ = ["RNNSpec", "SpecError", "Scalar", "METRICS", "CONVENTIONS", "GROUPS", "MAX_SCALE_DIGITS", "as_fraction",
-           "replace_fields", "to_float64"]
+           "fraction_text", "replace_fields", "to_float64"]
 
 METRICS = ("ntk", "variance", "standard")
 CONVENTIONS = ("conv1", "conv2")
@@ -227,7 +227,7 @@ class RNNSpec:
 
         def show(v):
             if isinstance(v, Fraction):
-                return _fraction_text(v)
+                return fraction_text(v)
             return v
 
         return {f.name: show(getattr(self, f.name)) for f in fields(self)}
@@ -246,7 +246,7 @@ def replace_fields(obj, changes: Mapping[str, object]):
 def short_text(v: Fraction, digits: int = 6) -> str:
     """A readable text for a rational: its exact decimal if short, else ``digits`` significant digits
     in scientific notation (``1e+400``, ``3.33333e-1``)."""
-    text = _fraction_text(v)
+    text = fraction_text(v)
     if len(text) <= 24:
         return text
     from decimal import localcontext
@@ -257,7 +257,7 @@ def short_text(v: Fraction, digits: int = 6) -> str:
         return str((Decimal(v.numerator) / Decimal(v.denominator)).normalize()).replace("E", "e")
 
 
-def _fraction_text(v: Fraction) -> str:
+def fraction_text(v: Fraction) -> str:
     """Shortest exact text for a rational: a terminating decimal if one exists, else p/q."""
     den = v.denominator
     twos = fives = 0

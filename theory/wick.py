@@ -37,11 +37,13 @@ cannot reach it.
 """
 from __future__ import annotations
 
-import math
 from functools import lru_cache
-from typing import Dict, Iterable, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
-__all__ = ["canonical_word", "canonical_state", "transpose_word", "trace_moment", "WickEngine", "engine"]
+__all__ = [
+    "canonical_word", "canonical_state", "transpose_word", "first_letter_pairings", "trace_moment", "WickEngine",
+    "engine",
+]
 
 _SWAP = str.maketrans("WT", "TW")
 
@@ -80,8 +82,9 @@ def canonical_state(words: Iterable[str]) -> Tuple[str, ...]:
     return tuple(sorted(canonical_word(w) for w in words if w))
 
 
-def _children(state: Tuple[str, ...]):
-    """Yield ``(child_state, empties)`` for each pairing of the first letter of ``state``."""
+def first_letter_pairings(state: Tuple[str, ...]) -> Iterator[Tuple[Tuple[str, ...], int]]:
+    """Yield ``(child_state, empties)`` for each pairing of the first letter of ``state``
+    (the rules of the module docstring; ``child_state`` is not canonical yet)."""
     first, rest = state[0], state[1:]
     x, a = first[0], first[1:]
     # partner in the same word
@@ -128,7 +131,7 @@ class WickEngine:
         t = len(state)
         bits = self.bits
         total = 0
-        for child, empties in _children(state):
+        for child, empties in first_letter_pairings(state):
             canon = canonical_state(child)
             delta = 1 + t - len(canon) - empties
             if delta > depth:
@@ -208,8 +211,3 @@ def trace_moment(words: Sequence[str], depth: Optional[int] = None) -> Dict[int,
     [(-1, 2), (1, 1)]
     """
     return _ENGINE.moment(words, depth)
-
-
-def double_factorial(k: int) -> int:
-    """``k!! = k (k - 2) ... ``; ``(-1)!! = 1``."""
-    return math.prod(range(k, 0, -2)) if k > 0 else 1

@@ -4,8 +4,9 @@ closed forms of :mod:`theory`, sweeps, training, and the command line
 """
 from verify._version import __version__
 from verify.engine.backend import Backend, BackendError, get_backend
+from verify.engine.npz import load_rnn, save_rnn
 from verify.engine.ntk import LagGram, empirical_ntk, group_scales, krylov, lag_gram, limit_lag_gram, ntk_from_lag_gram
-from verify.engine.rnn import LinearRNN, forward, impulse_response, init_rnn, load_rnn, save_rnn
+from verify.engine.rnn import LinearRNN, forward, impulse_response, init_rnn
 
 __all__ = [
     "__version__",

@@ -14,7 +14,6 @@ case (small dimensions, short sequences, seed 0, scales at the lower end).
 * :func:`spec_and_batch` -- a spec together with a matching input batch
 
 Example (a property of your own code)::
-
     from hypothesis import given
     from verify import strategies as vst
 
@@ -45,6 +44,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the test
 import numpy as np
 
 from theory.spec import CONVENTIONS, GROUPS, METRICS, RNNSpec, SpecError, as_fraction
+from verify.engine.rnn import init_rnn
 
 __all__ = [
     "scales",
@@ -224,7 +224,6 @@ def networks(spec: RNNSpec, width: Union[int, Tuple[int, int]], backend=None):
     >>> rnn.n, rnn.n_x, rnn.n_y
     (4, 1, 1)
     """
-    from verify.engine.rnn import init_rnn
 
     if isinstance(width, tuple):
         lo, hi = width
@@ -234,7 +233,7 @@ def networks(spec: RNNSpec, width: Union[int, Tuple[int, int]], backend=None):
     return st.tuples(widths, seeds()).map(lambda ws: init_rnn(spec, ws[0], ws[1], backend))
 
 
-def lags(max: int = 16, min: int = 1) -> "st.SearchStrategy[int]":  # noqa: A002 - public keyword names
+def lags(max: int = 16, min: int = 1) -> "st.SearchStrategy[int]":  # max, min: public keyword names
     """Numbers of lags ``min..max`` (shrink towards ``min``)."""
     if isinstance(max, bool) or not isinstance(max, int) or not 1 <= min <= max:
         raise SpecError(f"lags need 1 <= min <= max, got min = {min!r}, max = {max!r}")

@@ -1,7 +1,6 @@
 """Elman RNN clients of the claim harness: ``phi`` linear, ReLU or erf.
 
 Model (``conv1``; ``conv2`` reads ``h`` before the update)::
-
     h_t = phi(W h_(t-1) + F x_t),   y_t = C h_t + D x_t,   h_(-1) = 0
 
 drawn as :func:`verify.engine.rnn.init_rnn` draws the linear RNN (seeded numpy, order
@@ -20,8 +19,11 @@ from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 
+from theory import kernel as tk
 from theory.nonlinear import ACTIVATIONS, rnn_kernels
 from theory.spec import RNNSpec, SpecError
+from verify.engine.ntk import group_scales
+from verify.engine.rnn import init_rnn
 
 __all__ = [
     "Elman",
@@ -39,7 +41,6 @@ def _phi(torch, activation: str) -> Callable:
 
 def conv_kernel_ntk(spec: RNNSpec, X, Xp, dps: int = 20) -> np.ndarray:
     """The linear RNN's wide-limit NTK from :mod:`theory.kernel` (float64)."""
-    from theory import kernel as tk
 
     fn = getattr(tk, "conv_ntk", None) or tk.ntk
     return np.asarray(fn(spec, X, Xp, dps=dps), dtype=np.float64)
@@ -58,7 +59,6 @@ class Elman:
 
     def weights(self, width: int, seed: int):
         """The actual matrices of one draw (a :class:`verify.engine.rnn.LinearRNN` holding numpy arrays)."""
-        from verify.engine.rnn import init_rnn
 
         return init_rnn(self.spec, width, seed)
 
@@ -66,7 +66,6 @@ class Elman:
         """``(params, apply)``: trained variables ``G / c_G`` and the forward pass."""
         import torch
 
-        from verify.engine.ntk import group_scales
 
         net = self.weights(width, seed)
         mats = {"W": net.W, "F": net.F, "C": net.C}

@@ -1,7 +1,6 @@
 """LRU (diagonal complex linear recurrence) client of the claim harness.
 
 Model and draw as :mod:`verify.engine.diagonal` (scalar input and output, conv1)::
-
     h_(j,t) = lambda_j h_(j,t-1) + g_j B_j x_t,   y_t = sum_j Re(C_j h_(j,t)) + D x_t
     lambda_j = exp(-exp(nu_j) + i exp(theta_j)),  g_j = exp(gamma_j)  (tied: sqrt(1 - |lambda_j|^2))
 
@@ -25,6 +24,7 @@ import numpy as np
 
 from theory.diagonal import DiagonalSpec, lag_kernel
 from theory.spec import SpecError
+from verify.engine.diagonal import init_diagonal
 
 __all__ = ["LRU", "SPEC", "lru_model", "lru_kernel"]
 
@@ -46,7 +46,6 @@ class LRU:
         """``(params, apply)`` for one draw of :func:`verify.engine.diagonal.init_diagonal`."""
         import torch
 
-        from verify.engine.diagonal import init_diagonal
 
         spec = self.spec
         net = init_diagonal(spec, width, seed)

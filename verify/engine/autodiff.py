@@ -1,48 +1,64 @@
-"""Empirical NTK of a linear RNN by automatic differentiation (``torch.func``).
+"""Empirical NTKs by automatic differentiation (``torch.func``), for any parametrized function.
 
-The ``"jacobian"`` and ``"ntvp"`` methods of :func:`verify.engine.ntk.empirical_ntk`
-(call them through it): an independent route to the same kernel as the lag
-Gram, and the baseline the benchmarks compare it against.  Nothing here
-uses the lag Gram or the Krylov sequences: ``f(params, x)`` is the plain
-forward recurrence of one sequence ``x (T, n_x)`` (docs/theory.md, section
-'Model and conventions')
+The only module of the project that uses ``torch.func``.
+
+**The kernel.**  For outputs ``y = f(theta, X)`` of a batch ``X`` under parameters
+``theta = (theta_p)_p`` (a dict of tensors) and ``y' = f(theta, X')``, the empirical NTK is
+
+    K = J J'^T,   K[r, r'] = sum_p sum_k  dy_r/dtheta_(p,k)  dy'_r'/dtheta_(p,k),
+
+``J = dy/dtheta`` (one row per entry ``r`` of ``y``, one column per entry of the
+parameters), of shape ``y.shape + y'.shape``.  Two strategies (neural-tangents'
+"Jacobian contraction" and "NTK-vector products") compute the same ``K``:
+
+* ``"jacobian"``: ``J`` and ``J'`` by reverse mode, then ``K = sum_p J_p J'_p^T``.
+  Memory ``(R + R') P`` floats for the Jacobians (``R``, ``R'`` the entries of ``y``
+  and ``y'``, ``P`` the parameters; ``R'`` is not counted when ``X' = X``).
+* ``"products"``: column ``r'`` of ``K`` is ``J (J'^T e_r')``: a vector-Jacobian
+  product with the one-hot cotangent ``e_r'`` gives ``J'^T e_r'`` (a vector in
+  parameter space), a Jacobian-vector product along it gives the column.
+  Memory ``O(P)`` per column, time ``R'`` vjp+jvp pairs.
+* ``"auto"``: ``"jacobian"`` when its Jacobians fit in ``max_jacobian_bytes``,
+  else ``"products"`` (:func:`choose_method`).
+
+When ``f`` acts on each example separately (``y[b] = f1(theta, X[b])``) the Jacobian
+of ``y`` is block-wise: ``per_example=True`` takes ``f1`` and differentiates it one
+example at a time (``vmap`` over the batch), ``B`` times fewer operations than
+differentiating the batch.
+
+**The linear RNN.**  The ``"jacobian"`` and ``"products"`` methods of
+:func:`verify.engine.ntk.empirical_ntk` (:func:`jacobian_ntk`,
+:func:`ntk_vector_products_ntk`) are this kernel for the plain forward recurrence of one
+sequence ``x (T, n_x)`` (docs/theory.md, section 'Model and conventions')
 
     conv1:  h_t = W h_(t-1) + F x_t,   y_t = C h_t + D x_t     (h_(-1) = 0)
     conv2:  h_(t+1) = W h_t + F x_t,   y_t = C h_t + D x_t     (h_0 = 0)
 
-and the NTK is ``K = J~ J~'^T`` with ``J~`` the Jacobian of the outputs with
-respect to the *tilde* variables of ``spec.metric``.
+an independent route to the kernel of the lag Gram (no Krylov sequences here).  Its
+NTK is ``K = J~ J~'^T`` with ``J~`` the Jacobian of the outputs with respect to the
+*tilde* variables of ``spec.metric``.  Every metric writes each group as a linear map of
+its tilde, ``G = r_G G~``, so the NTK in the tildes is ``sum_G s_G <dy/dG, dy'/dG>``
+with ``s_G = r_G^2 lr_G`` (``lr_G`` the group's learning-rate multiplier).  For a group
+of fan-in ``k`` (its number of columns):
 
-Metric scaling.  Every metric writes each group as a linear map of its tilde,
-``G = r_G G~``, and the NTK in the tildes is ``sum_G r_G^2 <dy/dG, dy'/dG>``
-times the group's learning-rate multiplier: the factor ``s_G = r_G^2 * lr_G`` (for the
-"standard" metric, ``1/n``: the NTK divided by n), which :func:`_tilde_roots` writes again
-from the definitions, independently of :func:`verify.engine.ntk.group_scales` that it checks.
-Here each group is re-parametrized around the network's current value as ``G(delta) = G + sqrt(s_G) * delta_G`` and
-differentiated at ``delta = 0``, so ``dy/d delta_G = sqrt(s_G) dy/dG`` and the
-plain Euclidean Gram of the delta-Jacobians is the metric's NTK, learning
-rates included.  Frozen groups (``s_G = 0``) are left out of the parameters.
+    ntk:       r_G = sigma_G / sqrt k
+    variance:  r_G = 1 / sqrt k
+    standard:  r_G = 1 / sqrt n        (raw gradients, the NTK divided by the width n)
 
-Two strategies, as in neural-tangents:
+(written here from the definitions, independently of :func:`verify.engine.ntk.group_scales`,
+which this route checks).  The parameters are displacements ``delta_G`` around the
+network's weights, ``G(delta) = G + sqrt(s_G) delta_G`` at ``delta = 0``, so
+``dy/d delta_G = sqrt(s_G) dy/dG`` and the plain Euclidean kernel ``J J'^T`` of the
+deltas is the metric's NTK, learning rates included.  Frozen groups (``s_G = 0``) are
+not parameters.
 
-* :func:`jacobian_ntk` -- "jacobian contraction": ``vmap(jacrev(f))`` over the
-  sequences gives the dense Jacobians (``B T n_y`` rows of ``n^2 + ...``
-  columns, ``8 B T n_y n^2`` bytes), then one matrix product per group.
-* :func:`ntk_vector_products_ntk` -- "NTK-vector products": column by column,
-  a ``vjp`` of the second batch's outputs with a one-hot cotangent gives the
-  parameter-space vector ``J~'^T e``, a ``jvp`` of the first batch along it
-  gives the column ``J~ J~'^T e``.  Memory ``O(n^2)`` per column, time
-  ``B' T' n_y`` vjp+jvp pairs.
-
-torch is an optional dependency (``pip install "rnn-implicit-bias[torch]"``);
-it is imported inside the functions.  Computation is in float64 on the CPU
-unless ``device`` says otherwise; results are numpy float64 arrays of shape
-``(B, T, n_y, B', T', n_y)``.
+torch is an optional dependency (``pip install "rnn-implicit-bias[torch]"``), imported
+when a kernel is computed.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -50,29 +66,166 @@ from theory.spec import RNNSpec, SpecError
 from verify.engine.backend import to_numpy
 from verify.engine.rnn import LinearRNN, check_batch
 
-__all__ = ["jacobian_ntk", "ntk_vector_products_ntk"]
+if TYPE_CHECKING:
+    from torch import Tensor
+
+__all__ = [
+    "METHODS",
+    "Params",
+    "Apply",
+    "jacobian_bytes",
+    "choose_method",
+    "empirical_ntk",
+    "jacobian_ntk",
+    "ntk_vector_products_ntk",
+]
+
+#: The strategies of :func:`empirical_ntk`: ``"auto"`` picks one of the other two.
+METHODS = ("auto", "jacobian", "products")
+
+#: Parameters: named tensors (the differentiated variables).
+Params = Mapping[str, "Tensor"]
+#: ``apply(params, X) -> y``: a batch (or, with ``per_example=True``, one example) to its outputs.
+Apply = Callable[[Dict[str, "Tensor"], "Tensor"], "Tensor"]
 
 
-def _torch():
+def _torch() -> Any:
     try:
         import torch
-        import torch.func  # noqa: F401
+        import torch.func  # the submodule, used as torch.func.*
     except ImportError:
         raise ImportError("verify.engine.autodiff needs torch (pip install 'rnn-implicit-bias[torch]')") from None
     return torch
 
 
-def _setup(rnn: LinearRNN, spec: RNNSpec, X, Xp, device):
-    """Base weights, the scale roots, the zero deltas and the two batches, all as torch float64."""
+# --------------------------------------------------------------------------- the generic kernel
+def jacobian_bytes(params: Params, rows: int, cols: int = 0) -> int:
+    """Bytes of the Jacobians of the ``"jacobian"`` strategy: ``(rows + cols)`` times the bytes of
+    the parameters (``rows``, ``cols``: the entries of ``y`` and ``y'``; ``cols = 0`` when ``X' = X``)."""
+    return (int(rows) + int(cols)) * sum(int(v.numel()) * int(v.element_size()) for v in params.values())
+
+
+def choose_method(method: str, params: Params, rows: int, cols: int = 0, *,
+                  max_jacobian_bytes: int = 1 << 30) -> str:
+    """The strategy that :func:`empirical_ntk` runs for ``method``: ``method`` itself, or for
+    ``"auto"`` ``"jacobian"`` when :func:`jacobian_bytes` is at most ``max_jacobian_bytes``, else
+    ``"products"``."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if method != "auto":
+        return method
+    return "jacobian" if jacobian_bytes(params, rows, cols) <= max_jacobian_bytes else "products"
+
+
+def empirical_ntk(
+    params: Params,
+    apply: Apply,
+    X: Tensor,
+    Xp: Optional[Tensor] = None,
+    *,
+    method: str = "auto",
+    max_jacobian_bytes: int = 1 << 30,
+    chunk: int = 1,
+    per_example: bool = False,
+) -> Tensor:
+    """Empirical NTK ``K = J J'^T`` of ``apply`` at ``params`` on ``X`` and ``Xp`` (default ``X``).
+
+    ``params``: named tensors, the differentiated variables; ``apply(params, X) -> y``.
+    With ``per_example=True``, ``apply`` maps one example ``X[b]`` to its outputs ``y[b]``
+    and is applied to every example of the batch (module docstring).  ``method``: one of
+    :data:`METHODS`; ``chunk``: columns per vmapped NTK-vector product (``"products"``;
+    1 = one column at a time, memory ``O(P)``).  Returns a tensor of shape
+    ``y.shape + y'.shape`` on the parameters' device, without autograd history.
+    """
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    torch = _torch()
+    theta = dict(params)
+    same = Xp is None or Xp is X
+    Xq = X if Xp is None else Xp
+    batch = torch.func.vmap(apply, in_dims=(None, 0)) if per_example else apply
+
+    def f(p: Dict[str, Tensor]) -> Tensor:
+        return batch(p, X)
+
+    fp = f if same else (lambda p: batch(p, Xq))
+    with torch.no_grad():
+        if method == "auto" or not theta:
+            y = f(theta)
+            yp = y if same else fp(theta)
+            if not theta:
+                return torch.zeros(tuple(y.shape) + tuple(yp.shape), dtype=y.dtype, device=y.device)
+            method = choose_method(method, theta, y.numel(), 0 if same else yp.numel(),
+                                   max_jacobian_bytes=max_jacobian_bytes)
+        if method == "jacobian":
+            return _contract_jacobians(torch, theta, apply, X, Xq, same, per_example)
+        return _ntk_vector_products(torch, theta, f, fp, chunk)
+
+
+def _contract_jacobians(torch: Any, theta: Dict[str, Tensor], apply: Apply, X: Tensor,
+                        Xq: Tensor, same: bool, per_example: bool) -> Tensor:
+    """``K = sum_p J_p J'_p^T`` from the dense Jacobians."""
+    if per_example:
+        jac = torch.func.vmap(torch.func.jacrev(apply), in_dims=(None, 0))
+        J = jac(theta, X)
+        Jp = J if same else jac(theta, Xq)
+    else:
+        J = torch.func.jacrev(lambda p: apply(p, X))(theta)
+        Jp = J if same else torch.func.jacrev(lambda p: apply(p, Xq))(theta)
+    K: Any = None
+    for k, v in theta.items():
+        a, c = J[k], Jp[k]
+        yshape, ypshape = a.shape[: a.ndim - v.ndim], c.shape[: c.ndim - v.ndim]
+        term = a.reshape(math.prod(yshape), -1) @ c.reshape(math.prod(ypshape), -1).T
+        K = term if K is None else K + term
+    return K.reshape(tuple(yshape) + tuple(ypshape))
+
+
+def _ntk_vector_products(torch: Any, theta: Dict[str, Tensor], f: Callable, fp: Callable,
+                         chunk: int) -> Tensor:
+    """Column ``r'`` of ``K`` is ``J (J'^T e_r')``: one vjp of ``y'``, one jvp of ``y``."""
+    yp, vjp_fn = torch.func.vjp(fp, theta)
+    cols = yp.numel()
+
+    def column(e: Tensor) -> Tensor:
+        (v,) = vjp_fn(e)
+        _, out = torch.func.jvp(f, (theta,), (v,))
+        return out
+
+    many = torch.func.vmap(column) if chunk > 1 else None
+    eye = torch.eye(cols, dtype=yp.dtype, device=yp.device)
+    K: Any = None
+    for start in range(0, cols, chunk):
+        stop = min(start + chunk, cols)
+        if many is None:
+            col = column(eye[start].reshape(yp.shape))
+            if K is None:
+                K = torch.empty(tuple(col.shape) + (cols,), dtype=col.dtype, device=col.device)
+            K[..., start] = col
+        else:
+            block = torch.movedim(many(eye[start:stop].reshape((stop - start,) + tuple(yp.shape))), 0, -1)
+            if K is None:
+                K = torch.empty(tuple(block.shape[:-1]) + (cols,), dtype=block.dtype, device=block.device)
+            K[..., start:stop] = block
+    return K.reshape(tuple(K.shape[:-1]) + tuple(yp.shape))
+
+
+# --------------------------------------------------------------------------- the linear RNN
+def _rnn_problem(rnn: LinearRNN, spec: RNNSpec, X: Any, Xp: Any,
+                 device: Optional[str]) -> Tuple[Dict[str, Tensor], Apply, Tensor,
+                                                 Optional[Tensor]]:
+    """The zero deltas (parameters), the one-sequence forward pass and the batches, as torch float64."""
     torch = _torch()
     rnn.check(spec)
-    X = np.asarray(to_numpy(X), dtype=np.float64)
-    Xp = X if Xp is None else np.asarray(to_numpy(Xp), dtype=np.float64)
-    check_batch(X, rnn.n_x)
-    check_batch(Xp, rnn.n_x, "X'")
+    Xn = np.asarray(to_numpy(X), dtype=np.float64)
+    Xpn = Xn if Xp is None else np.asarray(to_numpy(Xp), dtype=np.float64)
+    check_batch(Xn, rnn.n_x)
+    check_batch(Xpn, rnn.n_x, "X'")
     dev = torch.device("cpu" if device is None else device)
 
-    def t(a):
+    def t(a: Any) -> Tensor:
         return torch.as_tensor(np.asarray(to_numpy(a), dtype=np.float64), dtype=torch.float64, device=dev)
 
     base = {"W": t(rnn.W), "F": t(rnn.F), "C": t(rnn.C)}
@@ -80,14 +233,11 @@ def _setup(rnn: LinearRNN, spec: RNNSpec, X, Xp, device):
         base["D"] = t(rnn.D)
     roots = {g: r for g, r in _tilde_roots(spec, base).items() if r > 0}
     deltas = {g: torch.zeros_like(base[g]) for g in roots}
-    return torch, base, roots, deltas, t(X), t(Xp)
+    return deltas, _forward_fn(base, roots, spec.convention), t(Xn), None if Xp is None else t(Xpn)
 
 
-def _tilde_roots(spec: RNNSpec, base: Dict) -> Dict[str, float]:
-    """``sqrt(lr_G) r_G`` with ``G = r_G G~``, from the definition of each metric (deliberately not
-    :func:`verify.engine.ntk.group_scales`, which this module cross-checks): for a group of fan-in ``k``
-    (its number of columns), ntk: ``r_G = s_G / sqrt k``; variance: ``r_G = 1 / sqrt k``;
-    standard (raw gradients, NTK divided by the width ``n``): ``1 / sqrt n``."""
+def _tilde_roots(spec: RNNSpec, base: Mapping[str, Tensor]) -> Dict[str, float]:
+    """``sqrt(s_G) = sqrt(lr_G) r_G`` of every group, from the metric's definition (module docstring)."""
     n = int(base["W"].shape[0])
     out = {}
     for g, G in base.items():
@@ -102,15 +252,15 @@ def _tilde_roots(spec: RNNSpec, base: Dict) -> Dict[str, float]:
     return out
 
 
-def _forward_fn(base: Dict, roots: Dict[str, float], convention: str):
+def _forward_fn(base: Mapping[str, Tensor], roots: Mapping[str, float], convention: str) -> Apply:
     """``f(deltas, x) -> y (T, n_y)`` for one sequence, weights ``G + sqrt(s_G) delta_G``."""
     if convention not in ("conv1", "conv2"):
         raise SpecError(f"convention must be conv1 or conv2, got {convention!r}")
 
-    def weights(deltas):
+    def weights(deltas: Mapping[str, Tensor]) -> Dict[str, Tensor]:
         return {g: base[g] + roots[g] * deltas[g] if g in deltas else base[g] for g in base}
 
-    def f(deltas, x):
+    def f(deltas: Dict[str, Tensor], x: Tensor) -> Tensor:
         import torch
 
         p = weights(deltas)
@@ -133,89 +283,28 @@ def _forward_fn(base: Dict, roots: Dict[str, float], convention: str):
     return f
 
 
-def _zero_ntk(X, Xp, ny: int) -> np.ndarray:
-    B, T = X.shape[:2]
-    Bp, Tp = Xp.shape[:2]
-    return np.zeros((B, T, ny, Bp, Tp, ny))
+def jacobian_ntk(rnn: LinearRNN, spec: RNNSpec, X: Any, Xp: Any = None, *,
+                 device: Optional[str] = None) -> np.ndarray:
+    """The linear RNN's NTK ``(B, T, n_y, B', T', n_y)`` by Jacobian contraction (numpy float64).
 
-
-def jacobian_ntk(rnn: LinearRNN, spec: RNNSpec, X, Xp=None, *, device: Optional[str] = None) -> np.ndarray:
-    """Empirical NTK ``(B, T, n_y, B', T', n_y)`` by jacobian contraction.
-
-    ``J_b = jacrev(f)(0, x_b)`` for every sequence (``vmap`` over the batch),
-    then ``K = sum_G J_G J'_G^T``.  Memory ``~ 8 (B T + B' T') n_y (n^2 + n n_x
-    + n n_y) bytes`` for the Jacobians alone.
+    :func:`empirical_ntk` (``method="jacobian"``, one sequence at a time) of the recurrence in
+    the metric's deltas (module docstring), on ``device`` (default the CPU).  Memory
+    ``~ 8 (B T + B' T') n_y (n^2 + n n_x + n n_y)`` bytes for the Jacobians alone.
     """
-    torch, base, roots, deltas, Xt, Xpt = _setup(rnn, spec, X, Xp, device)
-    ny = rnn.n_y
-    if not deltas:
-        return _zero_ntk(Xt, Xpt, ny)
-    f = _forward_fn(base, roots, spec.convention)
-    jac = torch.func.vmap(torch.func.jacrev(f), in_dims=(None, 0))
-    with torch.no_grad():
-        J = jac(deltas, Xt)  # {g: (B, T, n_y, *shape_g)}
-        Jp = J if Xp is None else jac(deltas, Xpt)
-        B, T = Xt.shape[:2]
-        Bp, Tp = Xpt.shape[:2]
-        K: Any = None
-        for g in deltas:
-            a = J[g].reshape(B * T * ny, -1)
-            c = Jp[g].reshape(Bp * Tp * ny, -1)
-            term = a @ c.T
-            K = term if K is None else K + term
-    return K.reshape(B, T, ny, Bp, Tp, ny).cpu().numpy()
+    deltas, f, Xt, Xpt = _rnn_problem(rnn, spec, X, Xp, device)
+    K = empirical_ntk(deltas, f, Xt, Xpt, method="jacobian", per_example=True)
+    return K.cpu().numpy()
 
 
-def ntk_vector_products_ntk(
-    rnn: LinearRNN,
-    spec: RNNSpec,
-    X,
-    Xp=None,
-    *,
-    device: Optional[str] = None,
-    chunk: int = 1,
-) -> np.ndarray:
-    """Empirical NTK ``(B, T, n_y, B', T', n_y)`` by NTK-vector products.
+def ntk_vector_products_ntk(rnn: LinearRNN, spec: RNNSpec, X: Any, Xp: Any = None, *,
+                            device: Optional[str] = None, chunk: int = 1) -> np.ndarray:
+    """The linear RNN's NTK ``(B, T, n_y, B', T', n_y)`` by NTK-vector products (numpy float64).
 
-    Column ``(b', t', c)`` is ``J~ (J~'^T e)``: one ``vjp`` of the second
-    batch's outputs with the one-hot cotangent ``e``, then one ``jvp`` of the
-    first batch along the result.  ``chunk`` columns are done at once with
-    ``vmap`` (1 = strictly one column at a time, memory ``O(n^2)``).
+    :func:`empirical_ntk` (``method="products"``) of the recurrence in the metric's deltas
+    (module docstring), on ``device`` (default the CPU), ``chunk`` columns at once.
     """
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
-    torch, base, roots, deltas, Xt, Xpt = _setup(rnn, spec, X, Xp, device)
-    ny = rnn.n_y
-    if not deltas:
-        return _zero_ntk(Xt, Xpt, ny)
-    f = _forward_fn(base, roots, spec.convention)
-    batched = torch.func.vmap(f, in_dims=(None, 0))
-
-    def f_x(d):
-        return batched(d, Xt)
-
-    def f_xp(d):
-        return batched(d, Xpt)
-
-    B, T = Xt.shape[:2]
-    Bp, Tp = Xpt.shape[:2]
-    cols = Bp * Tp * ny
-    _, vjp_fn = torch.func.vjp(f_xp, deltas)
-
-    def column(e):
-        (v,) = vjp_fn(e)
-        _, out = torch.func.jvp(f_x, (deltas,), (v,))
-        return out
-
-    many = torch.func.vmap(column) if chunk > 1 else None
-    K = torch.empty((B, T, ny, cols), dtype=torch.float64, device=Xt.device)
-    eye = torch.eye(cols, dtype=torch.float64, device=Xt.device)
-    with torch.no_grad():
-        for start in range(0, cols, chunk):
-            stop = min(start + chunk, cols)
-            if many is None:
-                K[..., start] = column(eye[start].reshape(Bp, Tp, ny))
-            else:
-                E = eye[start:stop].reshape(stop - start, Bp, Tp, ny)
-                K[..., start:stop] = torch.movedim(many(E), 0, -1)
-    return K.reshape(B, T, ny, Bp, Tp, ny).cpu().numpy()
+    deltas, f, Xt, Xpt = _rnn_problem(rnn, spec, X, Xp, device)
+    K = empirical_ntk(deltas, f, Xt, Xpt, method="products", chunk=chunk, per_example=True)
+    return K.cpu().numpy()

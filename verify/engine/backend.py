@@ -144,28 +144,39 @@ def _get_backend(name: str, device: str, dtype: str) -> Backend:
             raise BackendError("the numpy backend runs on the CPU only; use --backend torch or cupy for CUDA")
         return Backend("numpy", np, "cpu", getattr(np, dtype))
     if name == "array-api-strict":
-        if device != "cpu":
-            raise BackendError("array-api-strict runs on the CPU only")
-        try:
-            import array_api_strict as xp
-        except ImportError:
-            raise BackendError("backend array-api-strict is not installed (pip install array-api-strict)") from None
-        return Backend(name, xp, xp.Device("CPU_DEVICE"), getattr(xp, dtype))
+        return _strict_backend(device, dtype)
     if name == "torch":
-        try:
-            import torch
-        except ImportError:
-            raise BackendError("backend torch is not installed (pip install torch)") from None
-        if device == "cuda":
-            if not torch.cuda.is_available():
-                raise BackendError("device cuda is not available to torch (no CUDA GPU or a CPU-only build)")
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
-            torch.set_float32_matmul_precision("highest")  # the same switch, said the newer way
-        from array_api_compat import torch as xp
+        return _torch_backend(device, dtype)
+    return _cupy_backend(device, dtype)
 
-        return Backend(name, xp, torch.device(device), getattr(torch, dtype))
-    # cupy
+
+def _strict_backend(device: str, dtype: str) -> Backend:
+    if device != "cpu":
+        raise BackendError("array-api-strict runs on the CPU only")
+    try:
+        import array_api_strict as xp
+    except ImportError:
+        raise BackendError("backend array-api-strict is not installed (pip install array-api-strict)") from None
+    return Backend("array-api-strict", xp, xp.Device("CPU_DEVICE"), getattr(xp, dtype))
+
+
+def _torch_backend(device: str, dtype: str) -> Backend:
+    try:
+        import torch
+    except ImportError:
+        raise BackendError("backend torch is not installed (pip install torch)") from None
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise BackendError("device cuda is not available to torch (no CUDA GPU or a CPU-only build)")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.set_float32_matmul_precision("highest")  # the same switch, said the newer way
+    from array_api_compat import torch as xp
+
+    return Backend("torch", xp, torch.device(device), getattr(torch, dtype))
+
+
+def _cupy_backend(device: str, dtype: str) -> Backend:
     if device != "cuda":
         raise BackendError("the cupy backend needs --device cuda")
     try:
@@ -174,13 +185,13 @@ def _get_backend(name: str, device: str, dtype: str) -> Backend:
         raise BackendError("backend cupy is not installed (pip install cupy-cuda12x)") from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
-    except Exception:  # noqa: BLE001 - any CUDA runtime failure means no device
+    except Exception:
         count = 0
     if count < 1:
         raise BackendError("device cuda is not available to cupy (no CUDA GPU found)")
     from array_api_compat import cupy as xp
 
-    return Backend(name, xp, None, getattr(cupy, dtype))
+    return Backend("cupy", xp, None, getattr(cupy, dtype))
 
 
 def to_numpy(a) -> np.ndarray:

@@ -50,7 +50,6 @@ __all__ = [
     "bonferroni_threshold",
     "effective_rank",
     "drop_lag",
-    "width_sweep",
 ]
 
 
@@ -294,39 +293,3 @@ def drop_lag(weight_fn, fraction: float = 0.01, *, max_lag: int = 100_000, dense
                 if float(v) <= thr:
                     return l, w[imax]
     return None, w[imax]
-
-
-def width_sweep(spec: DiagonalSpec, lags: int, widths, seeds, *, dps: int = 30, show_progress: bool = True):
-    """Empirical lag Gram against the exact limit over widths x seeds.
-
-    Returns a list of dicts per width: ``max_abs_z`` (over seeds, groups and total, upper
-    triangles), ``count`` (comparisons per network), ``rel_error`` (mean over seeds of
-    ``||Theta_n - lim||_F / ||lim||_F``, total kernel) and ``rel_error_sd``; and the fitted
-    log-log slope of ``rel_error`` against the width (expected -1/2: ``E||Theta_n - lim||^2
-    = n Var f_j`` exactly for the sum of n i.i.d. unit terms).
-    """
-    from verify.internal.progress import progress
-
-    lim = limit_matrix(spec, lags, dps=dps)
-    iu = np.triu_indices(lags)
-    rows = []
-    jobs = [(n, s) for n in widths for s in seeds]
-    res: Dict[int, list] = {}
-    for n, s in progress(jobs, desc="ssm width sweep", enabled=None if show_progress else False):
-        G = lag_gram(init_diagonal(spec, n, s), lags)
-        zs = [zscores(G.shares[g], lim[g], G.var_shares[g])[iu] for g in G.shares]
-        zs.append(zscores(G.total, lim["total"], G.var_total)[iu])
-        z = np.concatenate(zs)
-        err = np.linalg.norm(G.total - lim["total"]) / np.linalg.norm(lim["total"])
-        res.setdefault(n, []).append((float(np.max(np.abs(z))), z.size, float(err)))
-    for n in widths:
-        r = res[n]
-        errs = np.array([e for _, _, e in r])
-        rows.append({"width": int(n), "max_abs_z": max(z for z, _, _ in r), "count": r[0][1],
-                     "rel_error": float(errs.mean()),
-                     "rel_error_sd": float(errs.std(ddof=1)) if len(errs) > 1 else 0.0})
-    if len(rows) > 1:
-        slope = float(np.polyfit(np.log([r["width"] for r in rows]), np.log([r["rel_error"] for r in rows]), 1)[0])
-    else:
-        slope = float("nan")
-    return rows, slope

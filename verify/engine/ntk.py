@@ -29,8 +29,11 @@ import numpy as np
 from array_api_compat import array_namespace
 from array_api_compat import device as _device
 
-from theory.spec import RNNSpec, SpecError
-from theory.weights import check_lags
+from theory.spec import RNNSpec, SpecError, short_text
+from theory.weights import check_lags, lag_weights
+from verify.engine.autodiff import jacobian_ntk, ntk_vector_products_ntk
+from verify.engine.float64 import float64_spec
+from verify.engine.reference import reference_ntk
 from verify.engine.rnn import LinearRNN, check_batch
 
 __all__ = [
@@ -41,6 +44,7 @@ __all__ = [
     "ntk_from_lag_gram",
     "empirical_ntk",
     "NTK_METHODS",
+    "NTK_METHOD_ALIASES",
     "limit_lag_gram",
     "lag_weights_float64",
 ]
@@ -93,8 +97,6 @@ def group_scales(spec: RNNSpec, n: int) -> Dict[str, float]:
     out = {g: raw[g] * spec.float64("lr_" + g.lower()) for g in spec.groups}
     bad = [g for g, v in out.items() if not np.isfinite(v)]
     if bad:
-        from theory.spec import short_text
-
         given = ", ".join(f"sigma_{g.lower()} = {short_text(spec.sigma(g))}" for g in bad)
         raise SpecError(f"the NTK scale of group(s) {', '.join(bad)} overflows float64 at width {n} "
                         f"(s_g^2 lr_g / fan-in with {given})")
@@ -248,8 +250,10 @@ def ntk_from_lag_gram(gram, X, Xp=None):
 
 
 #: The methods of :func:`empirical_ntk` (neural-tangents' ``implementation=``).
-NTK_METHODS = ("structured", "bptt", "jacobian", "ntvp")
-_TORCH_METHODS = ("jacobian", "ntvp")
+NTK_METHODS = ("structured", "bptt", "jacobian", "products")
+#: Other names :func:`empirical_ntk` accepts: ``"ntvp"``, the former name of ``"products"``.
+NTK_METHOD_ALIASES = {"ntvp": "products"}
+_TORCH_METHODS = ("jacobian", "products")
 
 
 def empirical_ntk(rnn: LinearRNN, spec: RNNSpec, X, Xp=None, *, method: str = "structured",
@@ -258,7 +262,6 @@ def empirical_ntk(rnn: LinearRNN, spec: RNNSpec, X, Xp=None, *, method: str = "s
 
     Shape ``(B, T, n_y, B', T', n_y)``, under ``spec``'s metric, convention and
     learning rates, by one of :data:`NTK_METHODS` (all compute the same kernel):
-
     * ``"structured"`` (default): the lag Gram (:func:`lag_gram`) contracted with
       the lagged inputs (:func:`ntk_from_lag_gram`); arrays of the network's
       backend; time ``O((n_x + n_y) L n^2)``, memory ``O(n^2 + L n)``;
@@ -267,11 +270,11 @@ def empirical_ntk(rnn: LinearRNN, spec: RNNSpec, X, Xp=None, *, method: str = "s
       memory ``O(B T n_y n^2)``;
     * ``"jacobian"``: ``torch.func`` ``vmap(jacrev)`` Jacobians, then their
       contraction (:func:`verify.engine.autodiff.jacobian_ntk`); needs torch;
-    * ``"ntvp"``: ``torch.func`` NTK-vector products, one ``vjp`` + ``jvp`` per
+    * ``"products"``: ``torch.func`` NTK-vector products, one ``vjp`` + ``jvp`` per
       column, ``chunk`` columns at once (:func:`verify.engine.autodiff.ntk_vector_products_ntk`);
-      needs torch.
+      needs torch.  ``"ntvp"`` is an alias (:data:`NTK_METHOD_ALIASES`).
 
-    ``device``: the torch device of ``"jacobian"`` and ``"ntvp"`` (default the CPU;
+    ``device``: the torch device of ``"jacobian"`` and ``"products"`` (default the CPU;
     the other methods compute where the network's arrays are).  ``shares=True``
     (``"structured"`` and ``"bptt"``) returns ``(total, {group: share})``.
     The torch methods return numpy float64 arrays.
@@ -285,26 +288,25 @@ def empirical_ntk(rnn: LinearRNN, spec: RNNSpec, X, Xp=None, *, method: str = "s
     >>> K.shape, bool(np.allclose(K, empirical_ntk(rnn, spec, X, method="bptt"), rtol=1e-12, atol=0))
     ((2, 3, 1, 2, 3, 1), True)
     """
+    if isinstance(method, str):
+        method = NTK_METHOD_ALIASES.get(method, method)
     if method not in NTK_METHODS:
         raise SpecError(f"unknown NTK method {method!r}; choose one of {', '.join(NTK_METHODS)}")
     if device is not None and method not in _TORCH_METHODS:
         raise SpecError(f"device applies to the torch methods ({', '.join(_TORCH_METHODS)}); method {method!r} "
                         "computes where the network's arrays are")
-    if chunk != 1 and method != "ntvp":
-        raise SpecError(f"chunk applies to method 'ntvp' only, not {method!r}")
+    if chunk != 1 and method != "products":
+        raise SpecError(f"chunk applies to method 'products' only, not {method!r}")
     if shares and method in _TORCH_METHODS:
         raise SpecError(f"shares=True needs method 'structured' or 'bptt', not {method!r}")
     if method == "structured":
         return _structured_ntk(rnn, spec, X, Xp, shares)
     if method == "bptt":
-        from verify.engine.reference import reference_ntk
-
         return reference_ntk(rnn, spec, X, Xp, shares=shares)
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:
         raise ImportError(f"NTK method {method!r} needs torch (pip install 'rnn-implicit-bias[torch]')")
-    from verify.engine.autodiff import jacobian_ntk, ntk_vector_products_ntk
 
     if method == "jacobian":
         return jacobian_ntk(rnn, spec, X, Xp, device=device)
@@ -328,12 +330,9 @@ def lag_weights_float64(spec: RNNSpec, lags: int, *, dps: int = 30) -> np.ndarra
     Raises :class:`SpecError` when a weight overflows float64 (weights below the
     float64 range round to 0 or a subnormal; their exact values are in ``theory``).
     """
-    from theory.weights import lag_weights
 
     beta = np.array([float(b) for b in lag_weights(spec, lags, dps=dps)])
     if not np.all(np.isfinite(beta)):
-        from verify.internal.validate import float64_spec
-
         float64_spec(spec, lags, squares=False)  # raises, naming the field that overflows
         raise SpecError(f"lag weights overflow float64 with {lags} lags; use fewer lags or the exact side (theory)")
     return beta

@@ -17,7 +17,7 @@ from typing import Dict
 
 import numpy as np
 
-from theory.spec import RNNSpec
+from theory.spec import RNNSpec, SpecError
 from verify.engine.backend import to_numpy
 from verify.engine.rnn import LinearRNN, check_batch
 
@@ -90,7 +90,6 @@ def metric_factors(rnn: LinearRNN, spec: RNNSpec) -> Dict[str, float]:
     """
     from fractions import Fraction
 
-    from theory.spec import SpecError
 
     n = int(np.shape(to_numpy(rnn.W))[0])
     out = {}

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
 from array_api_compat import array_namespace
 
 from theory.spec import RNNSpec, SpecError
-from verify.engine.backend import DRAWS, Backend, get_backend, to_numpy
+from verify.engine.backend import DRAWS, Backend, get_backend
 
-__all__ = ["LinearRNN", "init_rnn", "forward", "impulse_response", "save_rnn", "load_rnn", "check_batch"]
+__all__ = ["LinearRNN", "init_rnn", "forward", "impulse_response", "check_batch"]
 
 
 @dataclass(frozen=True)
@@ -185,51 +184,6 @@ def impulse_response(rnn: LinearRNN, lags: int, convention: str = "conv1"):
     if rnn.D is not None:
         out[0] = out[0] + rnn.D
     return xp.stack(out, axis=0)
-
-
-def save_rnn(rnn: LinearRNN, path: Union[str, Path]) -> None:
-    """Write ``W``, ``F``, ``C`` and (if present) ``D`` to an ``.npz`` file."""
-    arrays: dict[str, Any] = {"W": to_numpy(rnn.W), "F": to_numpy(rnn.F), "C": to_numpy(rnn.C)}
-    if rnn.D is not None:
-        arrays["D"] = to_numpy(rnn.D)
-    np.savez(path, **arrays)
-
-
-def load_rnn(path: Union[str, Path], backend: Optional[Backend] = None, *, flag: Optional[str] = None) -> LinearRNN:
-    """Read a network written by :func:`save_rnn` (keys W, F, C and optional D).
-
-    The shapes are read from the array headers first (:func:`verify.internal.validate.npz_header`)
-    and checked (``W (n, n)``, ``F (n, n_x)``, ``C (n_y, n)``, ``D (n_y, n_x)``, every
-    dimension >= 1) and the memory the arrays need is checked against the limit before any
-    array is read.  Every failure is a :class:`verify.internal.errors.BadInput` with one line naming
-    the file (and ``flag``, the command-line option that named it, if given).
-    """
-    from verify.internal import validate
-    from verify.internal.errors import BadInput
-
-    be = backend or get_backend()
-    header = validate.npz_header(path, flag)
-    where = f"{flag} {path}" if flag else f"{path}"
-    shapes = {k: a.shape for k, a in header.items()}
-    for k, shape in shapes.items():
-        if len(shape) != 2:
-            raise BadInput(f"{where}: array {k} must be a matrix (2-D), got shape {shape}")
-    n = shapes["W"][0]
-    if shapes["W"][1] != n:
-        raise BadInput(f"{where}: W must be square (n, n), got shape {shapes['W']}")
-    if shapes["F"][0] != n:
-        raise BadInput(f"{where}: F must have shape (n, n_x) = ({n}, n_x), got {shapes['F']}")
-    if shapes["C"][1] != n:
-        raise BadInput(f"{where}: C must have shape (n_y, n) = (n_y, {n}), got {shapes['C']}")
-    n_x, n_y = shapes["F"][1], shapes["C"][0]
-    if "D" in shapes and shapes["D"] != (n_y, n_x):
-        raise BadInput(f"{where}: D must have shape (n_y, n_x) = {(n_y, n_x)}, got {shapes['D']}")
-    for name, value in (("width n", n), ("n_x", n_x), ("n_y", n_y)):
-        if value < 1:
-            raise BadInput(f"{where}: the network's {name} is 0 (W {shapes['W']}, F {shapes['F']}, C {shapes['C']}); "
-                           "every dimension must be at least 1")
-    arrays = validate.load_npz(path, header, flag)
-    return LinearRNN(*(be.asarray(arrays[k]) if k in arrays else None for k in ("W", "F", "C", "D")))
 
 
 def _device(a):

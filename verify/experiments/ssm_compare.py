@@ -9,13 +9,13 @@ wide-limit lag kernels of :mod:`theory` (:mod:`theory.diagonal`, :mod:`theory.we
 * kernel regression (gradient descent in the kernel regime from ``L(0) = 0``) on three teachers:
   ``L = Theta X^T (X Theta X^T)^-1 y`` (:func:`theory.diagonal.implicit_bias_solution`).
 
-:func:`compare` computes, :func:`write_figure` draws; the command only parses, calls and prints.
+:func:`compare` computes, :func:`verify.cli.figures.ssm.write_figure` draws; the command only parses,
+calls and prints.
 """
 from __future__ import annotations
 
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -30,11 +30,11 @@ from theory.diagonal import (
 )
 from theory.spec import RNNSpec
 from theory.weights import lag_weights
-from verify.internal import validate
+from verify.internal import limits, validate
 from verify.internal.errors import BadInput
 
 __all__ = ["CompareOptions", "Comparison", "Model", "ModelTask", "models", "model_result", "compare",
-           "write_figure", "DENSE_SW", "RING", "LRU_DEFAULT", "S4D"]
+           "DENSE_SW", "RING", "LRU_DEFAULT", "S4D"]
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,9 @@ class CompareOptions:
                 raise BadInput("--train-sequences must be smaller than --train-lags "
                                "(otherwise every kernel fits the same L)")
 
-    def cost(self) -> validate.Cost:
-        """Estimated memory and time (:func:`verify.internal.validate.ssm_compare_cost`)."""
-        return validate.ssm_compare_cost(self.lags, self.max_lag, self.train_lags, self.dps)
+    def cost(self) -> limits.Cost:
+        """Estimated memory and time (:func:`verify.internal.limits.ssm_compare_cost`)."""
+        return limits.ssm_compare_cost(self.lags, self.max_lag, self.train_lags, self.dps)
 
 
 @dataclass(frozen=True)
@@ -207,8 +207,8 @@ def compare(options: CompareOptions, *, executor: Optional[Executor] = None) -> 
 
     One :class:`ModelTask` per model, run by :func:`verify.internal.executors.ordered_map` serially
     (``executor=None``) or on ``executor`` (a process pool, a Dask cluster): the same numbers,
-    bit for bit.  Pure computation: nothing is written (:func:`write_figure` draws; the command
-    writes the JSON).
+    bit for bit.  Pure computation: nothing is written (:func:`verify.cli.figures.ssm.write_figure`
+    draws; the command writes the JSON).
     """
     from verify.internal.executors import ordered_map
 
@@ -239,64 +239,3 @@ def compare(options: CompareOptions, *, executor: Optional[Executor] = None) -> 
     ]
     return Comparison(summary, curves, spectra, teachers)
 
-
-def write_figure(result: Comparison, path) -> Path:
-    """The four-panel figure (weights, spectra, fits) of a :class:`Comparison` as a PNG at ``path``."""
-    summary, curves, spectra, teachers = result.summary, result.curves, result.spectra, result.teachers
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.gridspec import GridSpec
-
-    nt = len(teachers)
-    fig = plt.figure(figsize=(16, 11 if nt else 5.5))
-    gs = GridSpec(2 if nt else 1, 6, figure=fig)
-    styles = {"dense": "-", "diagonal": "--", "s4d": ":"}
-    colors = plt.cm.tab10(np.linspace(0, 1, 10))
-    ax = fig.add_subplot(gs[0, :3])
-    for i, m in enumerate(summary["models"]):
-        lags, w = curves[m["name"]]
-        w = w / w.max()
-        ok = w > 0
-        lab = m["name"] + (f" (1 %: {m['one_percent_lag']})" if m["one_percent_lag"] is not None else " (1 %: never)")
-        ax.loglog(lags[ok] + 1, w[ok], styles[m["family"]], color=colors[i % 10], label=lab)
-    ax.axhline(0.01, color="k", lw=0.8, alpha=0.6)
-    ax.set_ylim(1e-6, 2)
-    ax.set_xlabel("lag l + 1")
-    ax.set_ylabel("Theta(l, l) / max")
-    ax.set_title("Lag weights: diagonal of the wide-limit kernel (normalized); line = 1 %")
-    ax.legend(fontsize=7, loc="lower left")
-    ax = fig.add_subplot(gs[0, 3:])
-    for i, m in enumerate(summary["models"]):
-        ev = spectra[m["name"]]
-        ok = ev > 1e-18
-        ax.semilogy(np.arange(ev.size)[ok] + 1, ev[ok], styles[m["family"]], color=colors[i % 10],
-                    label=f"{m['name']}: eff. rank {m['effective_rank']:.1f}")
-    ax.set_xlabel("eigenvalue index")
-    ax.set_ylabel("eigenvalue / largest")
-    ax.set_title(f"Kernel spectra, T = {summary['lags']} lags (effective rank in legend)")
-    ax.set_ylim(1e-18, 2)
-    ax.legend(fontsize=7, loc="lower left")
-    for j, (tname, Lstar) in enumerate(teachers.items()):
-        ax = fig.add_subplot(gs[1, 2 * j: 2 * j + 2])
-        ax.plot(Lstar, "k-", lw=3, alpha=0.4, label="teacher")
-        for i, m in enumerate(summary["models"]):
-            f = m["fits"][tname]
-            ax.plot(f["learned"], styles[m["family"]], color=colors[i % 10], lw=1,
-                    label=f"{m['name']}: err {f['relative_error']:.2f}")
-        lo, hi = float(np.min(Lstar)), float(np.max(Lstar))
-        pad = 0.6 * (hi - lo)
-        ax.set_ylim(lo - pad, hi + pad)
-        ax.set_xlabel("lag l")
-        ax.set_ylabel("learned impulse response L_l")
-        ax.set_title(f"Teacher: {tname}", fontsize=10)
-        ax.legend(fontsize=6, loc="upper right")
-    if nt:
-        fig.text(0.5, 0.005, "Bottom: kernel regression with each limit kernel (= gradient descent in the kernel "
-                 f"regime from L(0) = 0), final outputs of {summary.get('train_sequences')} Gaussian sequences of "
-                 f"{summary.get('train_lags')} steps; err = ||L - L*|| / ||L*||", ha="center", fontsize=9)
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)

@@ -29,7 +29,7 @@ from typing import Any, Dict, Iterable, Optional, Sequence
 
 import numpy as np
 
-from theory.bias import Times, output_rows
+from theory.bias import Times, kernel_predict, output_rows
 from theory.spec import RNNSpec, SpecError
 from verify.engine.ntk import empirical_ntk, group_scales, limit_lag_gram, ntk_from_lag_gram
 from verify.engine.rnn import LinearRNN, check_batch, impulse_response
@@ -260,7 +260,6 @@ def kernel_predictor(spec: RNNSpec, X: np.ndarray, targets: np.ndarray, X_test: 
     """Predictions (float64, ``(B* len(times), n_y)``) of the infinitely wide network trained to
     convergence: :func:`theory.bias.kernel_predict`, i.e. the convolution with the beta-weighted
     minimum-norm impulse response (``L0 = None``: mean over initializations)."""
-    from theory.bias import kernel_predict
 
     out = kernel_predict(spec, X, np.asarray(targets).reshape(-1, spec.n_y), X_test, L0=L0, times=times, dps=dps)
     return np.vectorize(float, otypes=[np.float64])(out)

@@ -2,7 +2,7 @@
 
 A folder holds linear RNNs saved as ``.npz`` files (arrays ``W (n, n)``,
 ``F (n, n_x)``, ``C (n_y, n)`` and optional ``D (n_y, n_x)``, the actual
-matrices: :func:`verify.engine.rnn.save_rnn`), at any widths.  Each network's empirical
+matrices: :func:`verify.engine.npz.save_rnn`), at any widths.  Each network's empirical
 lag Gram (:func:`verify.engine.ntk.lag_gram`) is one draw; the networks of one width
 are the draws at that width, and :func:`verify.stats.exact.exact_test` tests their
 means against the exact finite-width mean of the lag Gram under the claimed
@@ -30,8 +30,12 @@ from typing import Dict, Mapping, Sequence, Tuple, Union
 import numpy as np
 
 from theory.spec import RNNSpec
-from verify.internal import validate
+from verify.engine.float64 import float64_spec
+from verify.engine.npz import load_rnn, npz_header
+from verify.engine.ntk import lag_gram
+from verify.internal import limits, validate
 from verify.internal.errors import BadInput
+from verify.internal.executors import ordered_map
 from verify.internal.jsonio import jsonable
 from verify.stats.exact import DEFAULT_ALPHA, ExactTest, exact_test, predict
 
@@ -115,7 +119,7 @@ def scan_folder(folder: Union[str, Path], flag: str = "DIR") -> Tuple[NetworkFil
     """The ``*.npz`` files directly in ``folder`` (sorted by name; subfolders, even one named
     ``x.npz``, are not read) with their header dimensions.
 
-    Only the array headers are read (:func:`verify.internal.validate.npz_header`): shapes
+    Only the array headers are read (:func:`verify.engine.npz.npz_header`): shapes
     ``W (n, n)``, ``F (n, n_x)``, ``C (n_y, n)``, ``D (n_y, n_x)``, every dimension >= 1.
     """
     text = validate.path_text(folder, flag)
@@ -135,7 +139,7 @@ def scan_folder(folder: Union[str, Path], flag: str = "DIR") -> Tuple[NetworkFil
 
 
 def _read_dims(path: Path) -> NetworkFile:
-    header = validate.npz_header(path, None)
+    header = npz_header(path, None)
     shapes = {k: a.shape for k, a in header.items()}
     for k, shape in shapes.items():
         if len(shape) != 2:
@@ -191,15 +195,16 @@ def group_by_width(files: Sequence[NetworkFile]) -> Dict[int, Tuple[NetworkFile,
 
 
 #: A width ``n`` is flagged when ``m^2 > HEAVY_TAIL_RATIO * n``, ``m`` the largest Markov index.
-def _cost(groups: Mapping[int, Sequence[NetworkFile]], lags: int, n_x: int, n_y: int) -> validate.Cost:
+def _cost(groups: Mapping[int, Sequence[NetworkFile]], lags: int, spec: RNNSpec) -> limits.Cost:
     """Peak memory of one network and its lag Gram plus every stored lag Gram; summed time."""
-    per = {n: validate.lag_gram_cost(n, lags, n_x, n_y, draw=False) for n in groups}
+    n_x, n_y = spec.n_x, spec.n_y
+    per = {n: limits.lag_gram_cost(n, lags, n_x, n_y, draw=False) for n in groups}
     count = sum(len(v) for v in groups.values())
     store = 8.0 * count * (lags * n_x * n_y) ** 2
     seconds = sum(per[n].seconds * len(v) for n, v in groups.items())
-    work = validate.Cost(max(c.bytes for c in per.values()) + 2 * store, seconds,
+    work = limits.Cost(max(c.bytes for c in per.values()) + 2 * store, seconds,
                          f"the lag Grams of {count} networks with {lags} lags")
-    return work + validate.exact_mean_cost(lags, len(groups))
+    return work + limits.exact_test_cost(lags, spec.convention, widths=len(groups))
 
 
 @dataclass(frozen=True)
@@ -215,8 +220,6 @@ def file_lag_gram(task: GramTask) -> np.ndarray:
     """The lag Gram ``(L, n_y, n_x, L, n_y, n_x)`` (float64) of the network in ``task.path``.
 
     Top level and pure, so any executor can run it (the file must be readable where it runs)."""
-    from verify.engine.ntk import lag_gram
-    from verify.engine.rnn import load_rnn
 
     rnn = load_rnn(task.path)
     gram = np.asarray(lag_gram(rnn, task.spec, task.lags).total, dtype=np.float64)
@@ -229,7 +232,6 @@ def file_lag_gram(task: GramTask) -> np.ndarray:
 def _lag_grams(files: Sequence[NetworkFile], spec: RNNSpec, lags: int, executor=None) -> np.ndarray:
     """The lag Grams of ``files``, shape ``(S, L, n_y, n_x, L, n_y, n_x)``, loaded one at a time per
     process (serially, or one :func:`file_lag_gram` task per file on ``executor``)."""
-    from verify.internal.executors import ordered_map
 
     out = np.empty((len(files), lags, spec.n_y, spec.n_x, lags, spec.n_y, spec.n_x))
     tasks = [GramTask(f.path, spec, lags) for f in files]
@@ -251,8 +253,8 @@ def check_files(files: Sequence[NetworkFile], spec: RNNSpec, *, lags: int = DEFA
     _match_spec(files, spec)
     groups = group_by_width(files)
     for n in groups:
-        validate.float64_spec(spec, lags, width=n)
-    validate.check_cost(_cost(groups, lags, spec.n_x, spec.n_y), f"--lags {lags} on the networks in {folder or 'DIR'}")
+        float64_spec(spec, lags, width=n)
+    limits.check_cost(_cost(groups, lags, spec), f"--lags {lags} on the networks in {folder or 'DIR'}")
     samples = {n: _lag_grams(fs, spec, lags, executor) for n, fs in groups.items()}
     pred = predict(spec, lags, list(groups))
     test = exact_test(pred, samples, alpha=alpha)

@@ -9,9 +9,10 @@ Contract (``docs/claim.md``):
   empirical NTK ``sum_p dy/dp dy'/dp`` over the entries of ``params``.
 
 The harness draws networks over ``widths x seeds`` (one seed per draw, derived
-from a base seed), computes each empirical NTK on ``X`` with ``torch.func``
-(Jacobian contraction, or NTK-vector products when the Jacobians would not fit
-in ``max_jacobian_bytes``) and reduces it to *statistics* whose claimed value is
+from a base seed), computes each empirical NTK ``Theta = J J^T`` on ``X``
+(:func:`verify.engine.autodiff.empirical_ntk`: Jacobian contraction, or NTK-vector
+products when the Jacobians would not fit in ``max_jacobian_bytes``) and reduces it
+to *statistics* whose claimed value is
 known (``M = B T n_y`` rows, ``Theta`` the empirical kernel, ``K`` the claim):
 
 * ``gain``: ``<Theta, K>_F / ||K||_F^2`` (claim: 1);
@@ -62,7 +63,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
+from verify.engine import autodiff
 from verify.internal.errors import BadInput, require
+from verify.internal.executors import DaskExecutor, ordered_map
 from verify.internal.jsonio import jsonable
 
 __all__ = [
@@ -86,7 +89,8 @@ __all__ = [
 ]
 
 ROUNDING = 1e-8
-METHODS = ("auto", "jacobian", "products")
+#: The NTK strategies (:data:`verify.engine.autodiff.METHODS`).
+METHODS = autodiff.METHODS
 
 
 class ClaimError(BadInput):
@@ -198,10 +202,8 @@ def draw_seed(base_seed: int, width: int, index: int) -> int:
 
 
 # --------------------------------------------------------------------------- empirical NTK
-def _torch():
-    torch = require("torch", "the claim harness (verify.harness.claim)", "torch")
-    importlib.import_module("torch.func")
-    return torch
+def _torch() -> Any:
+    return require("torch", "the claim harness (verify.harness.claim)", "torch")
 
 
 def _as_batch(torch, X, name: str):
@@ -231,12 +233,17 @@ def empirical_ntk(params, apply, X, Xp=None, *, method: str = "auto",
                   max_jacobian_bytes: int = 1 << 30) -> np.ndarray:
     """Empirical NTK ``K[b,t,a,b',t',c] = sum_p d y[b,t,a]/dp  d y'[b',t',c]/dp`` (float64).
 
-    ``method="jacobian"``: ``torch.func.jacrev`` of the whole batch, then one
-    matrix product per parameter (memory ``8 (B T + B' T') n_y P`` bytes for
-    ``P`` parameters); ``"products"``: column by column, ``J (J'^T e)`` by one
-    ``vjp`` and one ``jvp`` (memory ``O(P)``); ``"auto"``: the first when it fits
-    in ``max_jacobian_bytes``.
+    :func:`verify.engine.autodiff.empirical_ntk` of the user's ``params`` and ``apply`` after
+    checking them (a :class:`ClaimError` for a malformed model or output).  ``method``:
+    ``"jacobian"`` (Jacobian contraction, memory ``8 (B T + B' T') n_y P`` bytes for ``P``
+    parameters), ``"products"`` (NTK-vector products, memory ``O(P)``) or ``"auto"`` (the
+    first when it fits in ``max_jacobian_bytes``).
     """
+    return _ntk_and_method(params, apply, X, Xp, method, max_jacobian_bytes)[0]
+
+
+def _ntk_and_method(params, apply, X, Xp, method: str, max_jacobian_bytes: int) -> Tuple[np.ndarray, str]:
+    """:func:`empirical_ntk` and the strategy that computed it (``"jacobian"`` or ``"products"``)."""
     torch = _torch()
     _check_params(torch, params)
     if method not in METHODS:
@@ -244,35 +251,16 @@ def empirical_ntk(params, apply, X, Xp=None, *, method: str = "auto",
     Xt = _as_batch(torch, X, "X")
     same = Xp is None or Xp is X
     Xpt = Xt if same else _as_batch(torch, Xp, "X'")
-    f = lambda p: apply(p, Xt)
-    fp = f if same else (lambda p: apply(p, Xpt))
     with torch.no_grad():
-        y = f(params)
-        yp = y if same else fp(params)
+        y = apply(params, Xt)
+        yp = y if same else apply(params, Xpt)
     ny = _check_output(torch, y, Xt)
     if not same and _check_output(torch, yp, Xpt) != ny:
         raise ClaimError("apply gives a different n_y for the second batch")
-    B, T = Xt.shape[:2]
-    Bp, Tp = Xpt.shape[:2]
-    rows, cols = B * T * ny, Bp * Tp * ny
-    count = sum(int(v.numel()) for v in params.values())
-    need = 8 * (rows + (0 if same else cols)) * count
-    use = method if method != "auto" else ("jacobian" if need <= max_jacobian_bytes else "products")
-    if use == "jacobian":
-        J = torch.func.jacrev(f)(params)
-        Jp = J if same else torch.func.jacrev(fp)(params)
-        K = torch.zeros((rows, cols), dtype=torch.float64)
-        for k in params:
-            K += J[k].reshape(rows, -1) @ Jp[k].reshape(cols, -1).T
-    else:
-        _, vjp_fn = torch.func.vjp(fp, params)
-        K = torch.empty((rows, cols), dtype=torch.float64)
-        eye = torch.eye(cols, dtype=torch.float64)
-        for j in range(cols):
-            (v,) = vjp_fn(eye[j].reshape(Bp, Tp, ny))
-            _, col = torch.func.jvp(f, (params,), (v,))
-            K[:, j] = col.reshape(rows)
-    return K.detach().cpu().numpy().reshape(B, T, ny, Bp, Tp, ny)
+    used = autodiff.choose_method(method, params, y.numel(), 0 if same else yp.numel(),
+                                  max_jacobian_bytes=max_jacobian_bytes)
+    K = autodiff.empirical_ntk(params, apply, Xt, None if same else Xpt, method=used)
+    return K.cpu().numpy(), used
 
 
 def _check_output(torch, y, Xt) -> int:
@@ -525,9 +513,7 @@ def model_reference(model, executor: Optional[Executor] = None):
 
         try:
             pickle.dumps(model)
-        except Exception as exc:  # noqa: BLE001 - PicklingError, AttributeError, TypeError
-            from verify.internal.executors import DaskExecutor
-
+        except Exception as exc:  # PicklingError, AttributeError, TypeError, ...: any failure to pickle
             if not isinstance(executor, DaskExecutor) or not _cloudpickles(model):
                 raise ClaimError(f"the model cannot be sent to the workers ({type(exc).__name__}: {exc}); pass it "
                                  "as a 'MODULE:FUNCTION' reference instead") from None
@@ -540,7 +526,7 @@ def _cloudpickles(obj) -> bool:
 
         cloudpickle.dumps(obj)
         return True
-    except Exception:  # noqa: BLE001
+    except Exception:  # any failure to pickle
         return False
 
 
@@ -593,21 +579,13 @@ def draw_kernel(task: ClaimDraw) -> Tuple[np.ndarray, str]:
     n, seed = task.width, task.seed
     with _torch_threads(torch, task.threads):
         params, apply = _call_model(_resolve(task.model), n, seed)
-        _check_params(torch, params)
-        count = sum(int(v.numel()) for v in params.values())
         try:
-            theta = empirical_ntk(params, apply, task.X, method=task.method,
-                                  max_jacobian_bytes=task.max_jacobian_bytes)
+            return _ntk_and_method(params, apply, task.X, None, task.method, task.max_jacobian_bytes)
         except (BadInput, MemoryError):
             raise
         except Exception as exc:
             raise ClaimError(f"differentiating apply for model({n}, {seed}) raised "
                              f"{type(exc).__name__}: {exc}") from None
-    B, T = task.X.shape[:2]
-    rows = B * T * theta.shape[2]
-    used = task.method if task.method != "auto" else (
-        "jacobian" if 8 * rows * count <= task.max_jacobian_bytes else "products")
-    return theta, used
 
 
 def run_draw(task: ClaimDraw) -> Dict[str, Any]:
@@ -628,8 +606,6 @@ def _draw_row(task: ClaimDraw, theta: np.ndarray, used: str) -> Dict[str, Any]:
 
 def _check_claim(model, kernel, X, options: ClaimOptions, progress: bool,
                  executor: Optional[Executor]) -> ClaimReport:
-    from verify.internal.executors import ordered_map
-
     start = time.perf_counter()
     torch = _torch()
     Xn = _as_batch(torch, X, "X").numpy()

@@ -39,8 +39,13 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from verify.internal import validate
+from theory.spec import RNNSpec
+from verify.engine.backend import ComputeOptions, get_backend, to_numpy
+from verify.engine.ntk import empirical_ntk, krylov, lag_gram
+from verify.engine.rnn import LinearRNN, forward, impulse_response, init_rnn
+from verify.internal import limits, validate
 from verify.internal.errors import BadInput
+from verify.stats.sweep import SweepPlan, sweep
 
 __all__ = ["GPUCheckOptions", "run_check", "property_checks", "float32_tolerance", "machine_info", "run_pytest",
            "exact_checks", "time_width", "markdown", "TOL64", "TOL_AUTODIFF", "TF32_TRIPWIRE"]
@@ -98,9 +103,9 @@ class GPUCheckOptions:
         validate.lags(self.lags)
         self.widths  # noqa: B018 - raises when the halvings go below 4
 
-    def cost(self, spec) -> validate.Cost:
-        """The sweep plus one timed draw per width (:func:`verify.internal.validate.sweep_cost`)."""
-        return validate.sweep_cost(self.widths, self.seeds + 1, self.lags, spec.n_x, spec.n_y,
+    def cost(self, spec) -> limits.Cost:
+        """The sweep plus one timed draw per width (:func:`verify.internal.limits.sweep_cost`)."""
+        return limits.sweep_cost(self.widths, self.seeds + 1, self.lags, spec.n_x, spec.n_y,
                                    itemsize=4 if self.dtype == "float32" else 8)
 
 
@@ -116,8 +121,6 @@ def _widths(max_width: int, count: int) -> List[int]:
 
 
 def _rel(a, b) -> float:
-    from verify.engine.backend import to_numpy
-
     a = np.asarray(to_numpy(a), dtype=np.float64)
     b = np.asarray(to_numpy(b), dtype=np.float64)
     nb = np.linalg.norm(b)
@@ -216,9 +219,6 @@ def run_pytest(options, deadline: float, out: Path, files: Optional[List[str]] =
 
 def exact_checks(options: "GPUCheckOptions", spec, lags: int) -> Dict[str, Dict[str, Any]]:
     """Cross-backend identity, the float32 (no TF32) tripwire and the autodiff cross-check, on the device."""
-    from verify.engine.backend import get_backend
-    from verify.engine.ntk import empirical_ntk, lag_gram
-    from verify.engine.rnn import LinearRNN, init_rnn
 
     checks: Dict[str, Dict[str, Any]] = {}
     be64 = get_backend(options.backend, options.device, "float64")
@@ -260,8 +260,6 @@ def exact_checks(options: "GPUCheckOptions", spec, lags: int) -> Dict[str, Dict[
 
 def time_width(be, spec, n: int, lags: int, seed: int) -> Dict[str, float]:
     """Seconds for the draw, the Krylov sequences and the lag Gram at width ``n`` (synchronized)."""
-    from verify.engine.ntk import krylov, lag_gram
-    from verify.engine.rnn import init_rnn
 
     out: Dict[str, float] = {"width": n}
     torch_cuda = be.name == "torch" and be.on_cuda
@@ -345,7 +343,6 @@ def markdown(report: Dict[str, Any]) -> str:
 # -------------------------------------------------------------------------- main
 def _random_spec(rng: np.random.Generator):
     """A random specification over every metric, convention, D or not, and learning rates."""
-    from theory.spec import RNNSpec
 
     dec = lambda lo, hi: f"{rng.integers(int(lo * 100), int(hi * 100) + 1) / 100:.2f}"
     return RNNSpec(sigma_w=dec(0.2, 1.1), sigma_f=dec(0.3, 2.0), sigma_c=dec(0.3, 2.0),
@@ -367,9 +364,6 @@ def property_checks(backend: str, device: str, deadline: float, *, seed: Optiona
     float32 lag Gram must be within :func:`float32_tolerance`.  ``worst_ratio``: the largest
     error / tolerance seen (a check fails above 1).
     """
-    from verify.engine.backend import get_backend, to_numpy
-    from verify.engine.ntk import empirical_ntk, lag_gram
-    from verify.engine.rnn import LinearRNN, forward, impulse_response, init_rnn
 
     seed = random.SystemRandom().randrange(2**32) if seed is None else int(seed)
     rng = np.random.default_rng(seed)
@@ -410,8 +404,6 @@ def run_check(options: GPUCheckOptions, spec, out: Path) -> Dict[str, Any]:
 
     Returns the report (``report["status"]`` is "passed" or "FAILED"); :func:`markdown` renders it.
     """
-    from verify.engine.backend import ComputeOptions, get_backend
-    from verify.stats.sweep import SweepPlan, sweep
 
     options.check()
     start = time.perf_counter()
@@ -442,7 +434,7 @@ def run_check(options: GPUCheckOptions, spec, out: Path) -> Dict[str, Any]:
     # 3. exact checks on the device
     try:
         report["checks"].update(exact_checks(options, spec, lags))
-    except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
+    except Exception as exc:
         report["errors"].append(f"exact checks: {type(exc).__name__}: {exc}")
         report["checks"]["exact_checks"] = {"statement": "exact checks ran", "value": None, "tolerance": None,
                                             "passed": False}
@@ -464,7 +456,7 @@ def run_check(options: GPUCheckOptions, spec, out: Path) -> Dict[str, Any]:
                 break
             report["timings"].append(time_width(be, spec, n, lags, 10_000))
             sweep_widths.append(n)
-    except Exception as exc:  # noqa: BLE001 - e.g. out of device memory: recorded
+    except Exception as exc:
         report["errors"].append(f"timings: {type(exc).__name__}: {exc}")
     report["dropped_widths"] = [n for n in widths if n not in sweep_widths]
     if len(sweep_widths) >= 3:
@@ -481,7 +473,7 @@ def run_check(options: GPUCheckOptions, spec, out: Path) -> Dict[str, Any]:
                 "median_seconds_per_draw": (None if res.seconds is None
                                             else np.median(res.seconds, axis=1).tolist()),
                 "wall_seconds": res.wall_seconds, "full": d}
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             report["errors"].append(f"sweep: {type(exc).__name__}: {exc}")
     sw = report.get("sweep")
     report["checks"]["sweep"] = {

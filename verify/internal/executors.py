@@ -1,7 +1,8 @@
 """Where the draws of a sweep or a power study run: here, in a process pool, or on a Dask cluster.
 
 Every command that sweeps takes ``--workers N`` and ``--dask ADDRESS``
-(:func:`add_executor_arguments`); :func:`executor_options` checks them before any work, and
+(:func:`verify.cli.options.add_executor_arguments`; :func:`verify.cli.options.executor_options`
+checks them before any work and builds :class:`ExecutorOptions`), and
 :func:`open_executor` turns them into an executor inside a ``with`` block that always cleans up
 (the pool shut down; the Dask client, and a local cluster with its worker processes, closed),
 also on an error or KeyboardInterrupt:
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from verify.internal.errors import BadInput, UsageError, debug_enabled, require
+from verify.internal.progress import progress as bar
 
 __all__ = [
     "LOCAL",
@@ -39,8 +41,6 @@ __all__ = [
     "ExecutorOptions",
     "DaskExecutor",
     "ClusterError",
-    "add_executor_arguments",
-    "executor_options",
     "max_local_workers",
     "open_executor",
     "ordered_map",
@@ -98,36 +98,6 @@ class ExecutorOptions:
         if self.dask is not None:
             return f"Dask scheduler at {self.dask}"
         return "serial" if self.workers == 1 else f"{self.workers} processes"
-
-
-def add_executor_arguments(group) -> None:
-    """``--workers N`` and ``--dask ADDRESS`` on an argparse parser or argument group."""
-    from verify.cli.main import arg_type
-    from verify.internal.validate import positive_int
-
-    group.add_argument("--workers", type=arg_type(positive_int, "--workers"), default=1,
-                       help="processes running draws (a process pool; with --dask local the cluster's worker "
-                            "processes); 1 = serial (default 1)")
-    group.add_argument("--dask", metavar="ADDRESS", default=None,
-                       help="run draws on a Dask cluster: 'local' starts one here (--workers processes, default "
-                            "one per core), or a scheduler address such as tcp://host:8786 (needs "
-                            "pip install 'rnn-implicit-bias[dask]'; docs/executors.md)")
-
-
-def executor_options(args, *, device: str = "cpu", spawn: bool = False) -> ExecutorOptions:
-    """The :class:`ExecutorOptions` of parsed ``--workers``/``--dask``, checked before any work
-    (bad combinations and a missing ``distributed`` are one line, exit 2).  A process pool spawns
-    fresh interpreters for ``device="cuda"`` and with ``spawn=True`` (tasks that run torch on the
-    CPU: its OpenMP thread pool, once used, does not survive a fork)."""
-    opts = ExecutorOptions(workers=int(getattr(args, "workers", 1) or 1), dask=getattr(args, "dask", None),
-                           spawn=spawn or device == "cuda")
-    most = max_local_workers()
-    if opts.workers > most:
-        raise BadInput(f"--workers {opts.workers}: more processes than this machine runs usefully (each one an "
-                       f"interpreter with its own memory); at most {most} here (4 per core, at least 8)")
-    if opts.dask is not None:
-        require("distributed", "--dask", "dask")
-    return opts
 
 
 def max_local_workers() -> int:
@@ -256,7 +226,7 @@ def _connect(distributed, address: str, timeout: float):
         if kind != "Scheduler":
             raise ValueError(f"the server there is a {kind}, not a scheduler")
         return distributed.Client(address, timeout=timeout, set_as_default=False)
-    except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, ValueError, ...
+    except Exception as exc:
         raise BadInput(f"--dask {address}: no Dask scheduler answered there within {timeout:g} s "
                        f"({_reason(exc)})") from None
 
@@ -363,7 +333,6 @@ def ordered_map(fn: Callable, items: Iterable, *, executor: Optional[Executor] =
     :class:`DaskExecutor`; on other executors it counts results as ``executor.map`` yields them.
     An exception in a task propagates (the remaining tasks are cancelled).
     """
-    from verify.internal.progress import progress as bar
 
     items = list(items)
     enabled = False if progress is False else None

@@ -21,7 +21,6 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Iterator, List, Sequence
 from verify.internal import validate
 from verify.internal.errors import BadInput, OutputExists
 
-__all__ = ["Outputs", "prepare", "report_folder", "discard_pending", "figures_available",
+__all__ = ["Outputs", "prepare", "report_folder", "discard_pending",
            "SWEEP_FILES", "STAGING_PREFIX"]
 
 #: The files of a ``run``/``sweep`` report folder (verify/cli/figures/sweep.py draws the three figures).
@@ -167,14 +166,3 @@ def discard_pending() -> None:
 
 
 atexit.register(discard_pending)
-
-
-def figures_available(purpose: str = "figures") -> bool:
-    """Whether matplotlib is importable; if not, say so once on standard error (before the work)."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        print(f"warning: matplotlib is not installed; no {purpose} will be written "
-              "(pip install 'rnn-implicit-bias[plot]')", file=sys.stderr)
-        return False
-    return True

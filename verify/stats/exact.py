@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import stats
@@ -155,7 +155,7 @@ class ExactTest:
     entries: Tuple[Tuple[int, ...], ...]  # (l, a, i, l', b, j) of each tested entry
     critical: Dict[str, float]
     deterministic_failures: Tuple[str, ...]
-    min_detectable: Dict[str, object]
+    min_detectable: Dict[str, Any]
     label: str = ""
     notes: Tuple[str, ...] = field(default_factory=tuple)
 
@@ -352,7 +352,7 @@ def exact_test(pred: Prediction, samples: Mapping[int, np.ndarray], *, alpha: fl
     with np.errstate(divide="ignore"):
         per_lag = np.where(A_l > 0, (crit_p + z_pow) / np.where(A_l > 0, A_l, 1.0), np.inf)
     finite = per_lag[np.isfinite(per_lag)]
-    min_det = {
+    min_det: Dict[str, Any] = {
         "power": POWER,
         "uniform_beta": uniform,
         "single_beta": {

@@ -28,6 +28,9 @@ import numpy as np
 from scipy import stats
 
 from theory.spec import RNNSpec
+from verify.engine.ntk import lag_gram
+from verify.engine.rnn import init_rnn
+from verify.internal.executors import ordered_map
 from verify.stats.exact import DEFAULT_ALPHA, Prediction, exact_test, perturb_beta, predict
 
 __all__ = ["PowerConfig", "PowerRow", "PowerStudy", "power_study", "draw_grams", "BETA_DELTAS", "RepetitionTask",
@@ -100,8 +103,6 @@ class PowerStudy:
 
 def draw_grams(spec: RNNSpec, n: int, lags: int, seed_words: Sequence[Sequence[int]]) -> np.ndarray:
     """Lag Grams ``(S, L, n_y, n_x, L, n_y, n_x)`` of networks drawn from ``SeedSequence(words)``."""
-    from verify.engine.ntk import lag_gram
-    from verify.engine.rnn import init_rnn
 
     out = [np.asarray(lag_gram(init_rnn(spec, n, np.random.default_rng(list(w))), spec, lags).total,
                       dtype=np.float64) for w in seed_words]
@@ -220,7 +221,6 @@ def power_study(cfg: PowerConfig = PowerConfig(), *, progress: bool = True,
     """
     import time
 
-    from verify.internal.executors import ordered_map
 
     t0 = time.perf_counter()
     theories = _theories(cfg)

@@ -8,13 +8,13 @@ unless given.  Exit status: 0 consistent, 1 inconsistent, 2 bad input.
 """
 from __future__ import annotations
 
-
-from verify.internal import validate
+from verify.cli.options import add_executor_arguments, add_spec_arguments, arg_type, executor_options, spec_from_args
 from verify.harness.check import DEFAULT_LAGS, CheckResult, check_files, common_dims, scan_folder
-from verify.cli.main import add_spec_arguments, arg_type, spec_from_args
+from verify.internal import validate
 from verify.internal.errors import EXIT_INCONSISTENT, EXIT_OK, BadInput
-from verify.stats.exact import DEFAULT_ALPHA
+from verify.internal.executors import open_executor
 from verify.internal.jsonio import dumps, versioned
+from verify.stats.exact import DEFAULT_ALPHA
 
 
 def _alpha(text: str, flag: str) -> float:
@@ -28,9 +28,7 @@ def add_arguments(p) -> None:
     p.add_argument("--alpha", type=arg_type(_alpha, "--alpha"), default=DEFAULT_ALPHA,
                    help=f"false-failure probability of the test (default {DEFAULT_ALPHA})")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    from verify.internal.executors import add_executor_arguments
-
-    add_executor_arguments(p)  # --workers N, --dask ADDRESS: where the lag Grams are computed (verify/internal/executors.py)
+    add_executor_arguments(p)  # --workers N, --dask ADDRESS: where the lag Grams are computed
 
 
 def compute(args) -> CheckResult:
@@ -43,8 +41,6 @@ def compute(args) -> CheckResult:
             raise BadInput(f"{flag} {given} does not match the networks in {args.folder} ({name} = {have})")
         setattr(args, name, have)
     spec = spec_from_args(args)
-    from verify.internal.executors import executor_options, open_executor
-
     where = executor_options(args)  # --workers/--dask, checked before the work
     with open_executor(where) as executor:  # closed also on errors and KeyboardInterrupt
         return check_files(files, spec, lags=args.lags, alpha=args.alpha, folder=str(args.folder), executor=executor)

@@ -16,9 +16,19 @@ from __future__ import annotations
 
 from typing import Tuple
 
-from verify.harness.claim import METHODS, ClaimError, ClaimOptions, check_claim, format_report, load_callable, model_reference
-from verify.internal.jsonio import dumps, versioned
 from verify.cli.commands.kernel import load_inputs
+from verify.cli.options import add_executor_arguments, executor_options
+from verify.harness.claim import (
+    METHODS,
+    ClaimError,
+    ClaimOptions,
+    check_claim,
+    format_report,
+    load_callable,
+    model_reference,
+)
+from verify.internal.executors import open_executor
+from verify.internal.jsonio import dumps, versioned
 
 
 def _ints(text: str, flag: str) -> Tuple[int, ...]:
@@ -39,20 +49,18 @@ def add_arguments(p) -> None:
     p.add_argument("--seeds", default="16", help="draws per width: one integer >= 3, or one per width (default 16)")
     p.add_argument("--base-seed", type=int, default=0, help="base of every draw's seed (default 0)")
     p.add_argument("--alpha", type=float, default=0.01, help="false-failure probability of the verdict (default 0.01)")
-    p.add_argument("--power", type=float, default=0.99, help="detection probability behind min_detectable (default 0.99)")
-    p.add_argument("--method", choices=METHODS, default="auto", help="NTK by jacobian contraction or NTK-vector products")
+    p.add_argument("--power", type=float, default=0.99,
+                   help="detection probability behind min_detectable (default 0.99)")
+    p.add_argument("--method", choices=METHODS, default="auto",
+                   help="NTK by jacobian contraction or NTK-vector products")
     p.add_argument("--max-jacobian-mib", type=int, default=1024,
                    help="auto: Jacobian contraction up to this many MiB of Jacobians (default 1024)")
     p.add_argument("--threads", type=int, default=None, help="torch threads during the check (default: torch's)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    from verify.internal.executors import add_executor_arguments
-
     add_executor_arguments(p)  # --workers N, --dask ADDRESS: where the draws run (verify/internal/executors.py)
 
 
 def run(args) -> int:
-    from verify.internal.executors import executor_options, open_executor
-
     model = model_reference(args.model)  # checked (and loaded once) before any work; the workers load it themselves
     kernel = load_callable(args.kernel)
     X = load_inputs(args.inputs)

@@ -19,10 +19,9 @@ import numpy as np
 from mpmath import nstr
 
 from theory.nonlinear import ACTIVATIONS, rnn_kernels
-from theory.precision import check_dps
+from theory.precision import check_dps, context
 from theory.spec import SpecError
-
-from verify.cli.main import add_spec_arguments, spec_from_args
+from verify.cli.options import add_spec_arguments, spec_from_args
 from verify.internal.jsonio import dumps, versioned
 
 GUARD_DPS = 10
@@ -114,6 +113,4 @@ def run(args) -> int:
 
 
 def _short(text: str) -> str:
-    from theory.precision import context
-
     return nstr(context(20).mpf(text), 10)

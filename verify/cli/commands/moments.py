@@ -19,7 +19,8 @@ planar factorization, fast for any number of lags).
 Outputs: a table of leading terms (default), one JSON object (``--json``), and
 with ``--out DIR`` the files ``moments.json`` and ``moments_bias.png``
 (``n (E Theta_n[l, l] / (beta_l / n_x) - 1)`` against ``l`` for several ``n``,
-overlaid with the bias probe of a ``report.json`` given by ``--probe``).
+overlaid with the bias probe of a ``report.json`` given by ``--probe``; drawn by
+:mod:`verify.cli.figures.moments`).
 """
 from __future__ import annotations
 
@@ -28,38 +29,26 @@ import math
 from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_EVEN, Decimal, localcontext
 from fractions import Fraction
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 from theory.finite_width import InvPoly, mean_lag_gram, variance_lag_gram
 from theory.spec import RNNSpec
-
-from verify.internal import validate
-from verify.cli.main import add_spec_arguments, arg_type, spec_from_args
-from verify.internal.errors import BadInput, LimitExceeded, require
+from verify.cli import figures
+from verify.cli.figures.moments import write_figure
+from verify.cli.options import add_spec_arguments, arg_type, spec_from_args
+from verify.internal import limits, validate
+from verify.internal.errors import BadInput, LimitExceeded
 from verify.internal.jsonio import dumps, versioned, write_json
+from verify.internal.output import report_folder
 
 JSON_NAME = "moments.json"
 FIGURE_NAME = "moments_bias.png"
-FIGURE_WIDTHS = (64, 256, 1024, 4096)
 DEFAULT_LAGS = 8
 DEFAULT_DPS = 20
 #: Requests estimated above this many seconds are refused (``--no-limits`` runs them anyway).
 MAX_SECONDS = 180.0
 #: Largest lag count whose exact variance is offered (its estimate is about a minute, conv1).
 MAX_EXACT_VARIANCE_LAGS = 9
-
-# Cost model, measured on a 2-core development machine (docs/benchmarks.md, section
-# "Exact finite-width moments"); ``top`` is the largest Markov index the request needs
-# (conv1: lags - 1; conv2: lags - 2).  Beyond the measured sizes each model grows
-# geometrically with the measured ratio per index; the estimates err high.
-MEAN_BUILD_SECONDS = 240.0  # every mean with m, m' < 20 from a cold engine (CPU seconds)
-MEAN_BUILD_GIB = 2.0
-MEAN_GROWTH_SECONDS = 2.6  # per Markov index
-MEAN_GROWTH_MEMORY = 1.8
-EXACT_VARIANCE_SECONDS = {6: 1.3, 7: 9.4, 8: 65.0}
-EXACT_VARIANCE_GROWTH = 7.0
-LEADING_VARIANCE_SECONDS = {15: 4.1, 17: 9.0, 19: 16.6}
-LEADING_VARIANCE_GROWTH = 1.5
 
 DESCRIPTION = {
     "mean": ("mean[l][l'] lists the exact coefficients c_k (strings) of E Theta_n[l,a,i,l',b,j] = "
@@ -87,80 +76,43 @@ def add_arguments(p) -> None:
                    help=f"significant digits of the values at --width (default {DEFAULT_DPS})")
     o = p.add_argument_group("output")
     o.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    o.add_argument("--out", default=None, help=f"folder for {JSON_NAME} and the figure {FIGURE_NAME} (needs matplotlib)")
+    o.add_argument("--out", default=None,
+                   help=f"folder for {JSON_NAME} and the figure {FIGURE_NAME} (needs matplotlib)")
     o.add_argument("--probe", default=None,
                    help="report.json of the main job (python -m verify --out DIR): overlay its bias probe")
     o.add_argument("--force", action="store_true", help="replace existing files in --out")
 
 
 # ----------------------------------------------------------------------------- cost
-def top_index(spec: RNNSpec, lags: int) -> int:
-    """Largest Markov index of ``lags`` lags (-1: none, only D)."""
-    return lags - 1 if spec.convention == "conv1" else lags - 2
-
-
-def _geometric(measured: Dict[int, float], growth: float, top: int) -> float:
-    """Seconds at index ``top``: the next measured size up, geometric beyond the measured range."""
-    hi, lo = max(measured), min(measured)
-    if top > hi:
-        return measured[hi] * growth ** (top - hi)
-    if top < lo:
-        return measured[lo] * growth ** (top - lo)
-    return measured[min(k for k in measured if k >= top)]
-
-
-def estimate(spec: RNNSpec, lags: int, variance: bool, order: Optional[int]) -> Tuple[float, float, str, str]:
-    """Estimated seconds and GiB of the request, the flags that drive it, and where the time goes."""
-    from theory.tables import load_table
-
-    top = top_index(spec, lags)
-    parts: List[Tuple[str, float]] = []
-    gib, what = 0.0, f"--lags {lags}"
-    table = load_table().max_index
-    if top >= table:  # means beyond the shipped table: a cold engine up to index top
-        steps = top + 1 - 20
-        parts.append((f"the mean beyond the shipped table (Markov indices >= {table})",
-                      MEAN_BUILD_SECONDS * MEAN_GROWTH_SECONDS ** steps))
-        gib += MEAN_BUILD_GIB * MEAN_GROWTH_MEMORY ** steps
+def request_cost(spec: RNNSpec, lags: int, variance: bool, order: Optional[int]) -> limits.Cost:
+    """The estimated cost of the request (:mod:`verify.internal.limits`, the one cost model): the exact
+    mean, plus the leading variance (``--order 1``) or the exact variance (``--variance``)."""
+    cost = limits.exact_mean_cost(lags, spec.convention)
     if variance:
-        if order is not None and order <= 1:
-            parts.append(("the leading variance", _geometric(LEADING_VARIANCE_SECONDS, LEADING_VARIANCE_GROWTH, top)))
-            what += f" --variance --order {order}"
-        else:
-            parts.append(("the exact variance", _geometric(EXACT_VARIANCE_SECONDS, EXACT_VARIANCE_GROWTH, top)))
-            what += " --variance" + (f" --order {order}" if order is not None else "")
-    seconds = sum(s for _, s in parts)
-    where = ", ".join(f"{label} {_fmt_seconds(s)}" for label, s in parts if s >= 1)
-    return seconds, gib, what, where
+        cost = cost + (limits.leading_variance_cost(lags, spec.convention) if order is not None and order <= 1
+                       else limits.exact_variance_cost(lags, spec.convention))
+    return cost
 
 
 def check_request(spec: RNNSpec, lags: int, variance: bool, order: Optional[int]) -> None:
-    """Refuse (one line naming the flags) what would take more than a few minutes or too much memory."""
+    """Refuse (one line naming the flags, exit 2) what would take more than :data:`MAX_SECONDS` or more
+    memory than the limit: the exact engine is single-threaded pure Python, and a request that
+    needs hours is almost always a mistaken ``--lags``."""
     if order is not None and not variance:
         raise BadInput("--order applies to --variance (the mean is always exact)")
-    if validate._limits_off():
+    if limits.limits_off():
         return
-    seconds, gib, what, where = estimate(spec, lags, variance, order)
-    if variance and order is None and lags > MAX_EXACT_VARIANCE_LAGS and seconds > MAX_SECONDS:
+    cost = request_cost(spec, lags, variance, order)
+    what = f"--lags {lags}" + (" --variance" if variance else "") + (f" --order {order}" if order is not None else "")
+    if variance and order is None and lags > MAX_EXACT_VARIANCE_LAGS and cost.seconds > MAX_SECONDS:
         raise LimitExceeded(
             f"{what}: the exact variance is offered up to --lags {MAX_EXACT_VARIANCE_LAGS} (estimated "
-            f"{_fmt_seconds(seconds)} here: {where}); give --order 1 for its leading 1/n coefficient, or --no-limits")
-    if seconds > MAX_SECONDS:
+            f"{limits.fmt_seconds(cost.seconds)} here); give --order 1 for its leading 1/n coefficient, or --no-limits")
+    if cost.seconds > MAX_SECONDS:
         hint = " or --order 1" if variance and (order is None or order > 1) else ""
-        raise LimitExceeded(f"{what}: estimated {_fmt_seconds(seconds)} ({where}; the limit is "
-                            f"{MAX_SECONDS:.0f} s); use fewer --lags{hint}, or --no-limits")
-    limit = validate.memory_limit() / 2**30
-    if gib > limit:
-        raise LimitExceeded(f"{what}: estimated {gib:.3g} GiB of memory (more than the limit {limit:.3g} GiB); "
-                            "use fewer --lags, or --no-limits")
-
-
-def _fmt_seconds(s: float) -> str:
-    if s >= 3600:
-        return f"{s / 3600:.3g} hours"
-    if s >= 60:
-        return f"{s / 60:.3g} minutes"
-    return f"{s:.2g} s"
+        raise LimitExceeded(f"{what}: {cost.what} would take an estimated {limits.fmt_seconds(cost.seconds)} (the "
+                            f"limit of this command is {MAX_SECONDS:.0f} s); use fewer --lags{hint}, or --no-limits")
+    limits.check_cost(cost, what)
 
 
 # ----------------------------------------------------------------------------- values
@@ -275,7 +227,7 @@ def format_report(out: dict) -> str:
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------- probe and figure
+# ----------------------------------------------------------------------------- probe
 def read_probe(path: str, spec: RNNSpec) -> dict:
     """The bias table of a sweep ``report.json`` (``bias``: widths, n_times_mean, n_times_half_width)."""
     text = validate.path_text(path, "--probe")
@@ -298,49 +250,6 @@ def read_probe(path: str, spec: RNNSpec) -> dict:
             "n_times_mean": bias["n_times_mean"], "n_times_half_width": bias["n_times_half_width"]}
 
 
-def bias_curve(p: InvPoly, n: int) -> float:
-    """``n (p(n) / p(inf) - 1)`` as a float (NaN when the constant term is 0)."""
-    rel = relative_correction(p, n)
-    return math.nan if rel is None else float(rel * n)
-
-
-def draw_figure(out: dict, path: Path, probe: Optional[dict]) -> None:
-    """``n (E Theta_n[l,l] / (beta_l / n_x) - 1)`` against ``l`` per width, the ``n -> inf`` limit, probe points."""
-    from matplotlib.figure import Figure
-
-    L = out["lags"]
-    diag = [_poly(out["mean"][l][l]) for l in range(L)]
-    widths = sorted(set(FIGURE_WIDTHS) | set(probe["widths"] if probe else ()))
-    fig = Figure(figsize=(7.5, 4.8))
-    ax = fig.add_subplot(1, 1, 1)
-    lags = list(range(L))
-    colors = {}
-    for n in widths:
-        (line,) = ax.plot(lags, [bias_curve(p, n) for p in diag], "-", lw=1.4, label=f"exact, n = {n}")
-        colors[n] = line.get_color()
-    limit = [math.nan if p.coeff(0) == 0 else float(p.coeff(1) / p.coeff(0)) for p in diag]
-    ax.plot(lags, limit, "k--", lw=1.0, label="exact, n -> inf (c_1 / c_0)")
-    if probe:
-        for k, n in enumerate(probe["widths"]):
-            ys = probe["n_times_mean"][k][:L]
-            hs = probe["n_times_half_width"][k][:L]
-            shift = 0.08 * (k - (len(probe["widths"]) - 1) / 2)  # side by side, not on top of each other
-            xs = [l + shift for l in range(len(ys))]
-            ax.errorbar(xs, [math.nan if v is None else v for v in ys],
-                        yerr=[math.nan if v is None else v for v in hs], fmt="o", ms=3.5, capsize=2,
-                        color=colors[n], label=f"probe, n = {n}" + (f" ({probe['seeds']} seeds)" if probe["seeds"] else ""))
-    sd = out["spec"]
-    ax.set_xlabel("lag l")
-    ax.set_ylabel("n (E Theta_n[l,l] / (beta_l / n_x) - 1)")
-    ax.set_title(f"Finite-width bias of the lag Gram diagonal (exact mean): metric {sd['metric']}, {sd['convention']}, "
-                 f"s_W = {sd['sigma_w']}", fontsize=10)
-    ax.axhline(0.0, color="0.7", lw=0.6)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    with open(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=120)
-
-
 # ----------------------------------------------------------------------------- run
 def run(args) -> int:
     spec = spec_from_args(args)
@@ -350,14 +259,12 @@ def run(args) -> int:
         raise BadInput("--probe needs --out (the probe is drawn in the figure)")
     probe = read_probe(args.probe, spec) if args.probe is not None else None
     if args.out is not None:
-        require("matplotlib", f"--out (the figure {FIGURE_NAME})", "plot")
-        from verify.internal.output import report_folder
-
+        figures.require(f"--out (the figure {FIGURE_NAME})")
         with report_folder(args.out, [JSON_NAME, FIGURE_NAME], force=args.force) as outputs:
             out = versioned(moments_report(spec, lags, variance=args.variance, order=args.order,
                                            width=args.width, dps=args.dps))
             write_json(outputs.path(JSON_NAME), out)
-            draw_figure(out, outputs.path(FIGURE_NAME), probe)
+            write_figure(out, outputs.path(FIGURE_NAME), probe)
         written = [str(outputs.final(n)) for n in (JSON_NAME, FIGURE_NAME)]
     else:
         out = versioned(moments_report(spec, lags, variance=args.variance, order=args.order,

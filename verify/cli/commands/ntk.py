@@ -1,7 +1,7 @@
 """``python -m verify ntk --weights FILE.npz --sigma-w S --lags L [--json]``: the lag Gram of a saved network.
 
 The file holds the actual matrices ``W (n, n)``, ``F (n, n_x)``, ``C (n_y, n)`` and
-optional ``D (n_y, n_x)`` (:func:`verify.engine.rnn.save_rnn`); ``n_x``/``n_y`` come from
+optional ``D (n_y, n_x)`` (:func:`verify.engine.npz.save_rnn`); ``n_x``/``n_y`` come from
 it (``--n-x``/``--n-y``, if given, must agree).  The sigmas and the metric only
 enter the group scales of the NTK (:func:`verify.engine.ntk.group_scales`) and the
 closed form.  Prints ``Theta_n`` (an L x L table for scalar input and output),
@@ -17,16 +17,18 @@ import math
 import numpy as np
 
 from theory.spec import SpecError
-
-from verify.internal import validate
+from verify.cli.options import add_spec_arguments, spec_from_args
+from verify.engine.backend import BACKENDS, DEVICES, get_backend, to_numpy
+from verify.engine.float64 import finite_lag_gram, float64_spec
+from verify.engine.npz import load_rnn, npz_header
+from verify.engine.ntk import lag_gram, limit_lag_gram
+from verify.internal import limits, validate
 from verify.internal.errors import OutOfRange
-from verify.cli.main import add_spec_arguments, spec_from_args
 from verify.internal.jsonio import dumps, jsonable, versioned
+from verify.stats.sweep import lag_gram_errors
 
 
 def add_arguments(p) -> None:
-    from verify.engine.backend import BACKENDS, DEVICES
-
     p.add_argument("--weights", required=True, metavar="FILE.npz", help="network saved with W, F, C (and optional D)")
     add_spec_arguments(p, sigma_w=None, lags=16)
     p.set_defaults(n_x=None, n_y=None)  # taken from the file unless given
@@ -38,19 +40,15 @@ def add_arguments(p) -> None:
 
 def compute(args) -> dict:
     """The lag Gram of ``--weights`` under the specification of the flags, with its closed form and errors."""
-    from verify.engine.backend import get_backend, to_numpy
-    from verify.engine.ntk import lag_gram, limit_lag_gram
-    from verify.engine.rnn import load_rnn
-    from verify.stats.sweep import lag_gram_errors
 
     be = get_backend(args.backend, args.device, args.dtype)
     lags = validate.lags(args.lags)
-    header = validate.npz_header(args.weights, "--weights")  # shapes only: nothing allocated yet
+    header = npz_header(args.weights, "--weights")  # shapes only: nothing allocated yet
     shapes = {k: a.shape for k, a in header.items()}
     if all(len(v) == 2 for v in shapes.values()):  # else load_rnn says what is wrong
         n, nx, ny = shapes["W"][0], shapes["F"][1], shapes["C"][0]
         itemsize = 4 if args.dtype == "float32" else 8
-        validate.check_cost(validate.lag_gram_cost(n, lags, max(nx, 1), max(ny, 1), itemsize=itemsize, draw=False),
+        limits.check_cost(limits.lag_gram_cost(n, lags, max(nx, 1), max(ny, 1), itemsize=itemsize, draw=False),
                             "--weights/--lags")
     rnn = load_rnn(args.weights, backend=be, flag="--weights")
     for flag, name, have in (("--n-x", "n_x", rnn.n_x), ("--n-y", "n_y", rnn.n_y)):
@@ -59,10 +57,10 @@ def compute(args) -> dict:
             raise SpecError(f"{flag} {given} does not match the network in {args.weights} ({name} = {have})")
         setattr(args, name, have)
     spec = spec_from_args(args)
-    validate.float64_spec(spec, lags, width=rnn.n, squares=False)  # scales, NTK factors, closed form: float64
+    float64_spec(spec, lags, width=rnn.n, squares=False)  # scales, NTK factors, closed form: float64
     with np.errstate(over="ignore", invalid="ignore"):  # checked just below, with a clear message
         gram = lag_gram(rnn, spec, lags)
-    validate.finite_lag_gram({g: to_numpy(v) for g, v in gram.shares.items()}, f"--weights {args.weights}")
+    finite_lag_gram({g: to_numpy(v) for g, v in gram.shares.items()}, f"--weights {args.weights}")
     theta = np.asarray(to_numpy(gram.total), dtype=np.float64)
     limit = limit_lag_gram(spec, args.lags)
     scalar = spec.n_x == 1 and spec.n_y == 1
@@ -87,8 +85,8 @@ def compute(args) -> dict:
         with np.errstate(over="ignore", invalid="ignore"):
             err = lag_gram_errors(theta * scale, limit * scale)
         if not (math.isfinite(err["frob"]) and math.isfinite(err["offdiag"])):
-            raise OutOfRange(f"--weights {args.weights}: the lag Gram's entries reach {top:.3g}, so far from the closed "
-                             f"form (entries up to {lim_top:.3g}) that its relative errors overflow float64; "
+            raise OutOfRange(f"--weights {args.weights}: the lag Gram's entries reach {top:.3g}, so far from the "
+                             f"closed form (entries up to {lim_top:.3g}) that its relative errors overflow float64; "
                              "rescale the weights or check the scales")
         out.update(relative_error=err["frob"], diag_relative_error=err["diag_rel"],
                    diag_signed_error=np.asarray(err["diag_signed"]) / scale, offdiag_relative_mass=err["offdiag"])

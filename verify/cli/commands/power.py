@@ -3,14 +3,19 @@
 Repeats the exact test (:mod:`verify.stats.exact`) on fresh draws and counts how
 often it rejects the true theory (the false-failure rate), wrong theories and
 wrong networks (:mod:`verify.stats.power`).  Prints a table; ``--json`` prints the
-report; ``--out DIR`` writes ``power.json`` and ``power.png``.
+report; ``--out DIR`` writes ``power.json`` and ``power.png`` (:mod:`verify.cli.figures.power`).
 """
 from __future__ import annotations
 
-
-from verify.internal import validate
-from verify.cli.main import add_spec_arguments, arg_type, spec_from_args
+from verify.cli import figures
+from verify.cli.figures.power import write_figure
+from verify.cli.options import add_executor_arguments, add_spec_arguments, arg_type, executor_options, spec_from_args
+from verify.engine.float64 import float64_spec
+from verify.internal import limits, validate
+from verify.internal.executors import open_executor
 from verify.internal.jsonio import dumps, versioned, write_json
+from verify.internal.output import prepare
+from verify.stats.power import PowerConfig, power_study
 
 NAMES = ("power.json", "power.png")
 
@@ -28,8 +33,6 @@ def add_arguments(p) -> None:
                                                                           open_maximum=True), "--alpha"),
                    default=0.01, help="false-failure probability of the test (default 0.01)")
     g.add_argument("--base-seed", type=int, default=0, help="root of the seed sequences (default 0)")
-    from verify.internal.executors import add_executor_arguments
-
     add_executor_arguments(g)  # --workers N, --dask ADDRESS: where the repetitions run (verify/internal/executors.py)
     o = p.add_argument_group("output")
     o.add_argument("--out", default=None, help="folder for power.json and power.png (default: write nothing)")
@@ -56,52 +59,17 @@ def _table(study) -> str:
     return "\n".join(lines)
 
 
-def _figure(study, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = study.rows
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5))
-    ys = range(len(rows))
-    rates = [r.rate for r in rows]
-    los = [r.rate - r.interval()[0] for r in rows]
-    his = [r.interval()[1] - r.rate for r in rows]
-    colors = ["tab:gray" if r.kind == "none" else ("tab:orange" if r.kind == "network" else "tab:blue") for r in rows]
-    ax.barh(list(ys), rates, xerr=[los, his], color=colors, alpha=0.8)
-    for y, r in zip(ys, rows):
-        if r.predicted is not None:
-            ax.plot([r.predicted], [y], "k|", markersize=14)
-    ax.axvline(study.config.alpha, color="red", lw=1, ls="--", label=f"alpha = {study.config.alpha:g}")
-    ax.set_yticks(list(ys))
-    ax.set_yticklabels([r.name for r in rows])
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1.02)
-    ax.set_xlabel("rejection rate (95 % Clopper-Pearson); black tick: predicted power")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def run(args) -> int:
-    from verify.internal.errors import require
-    from verify.internal.output import prepare
-    from verify.stats.power import PowerConfig, power_study
-
     spec = spec_from_args(args)
     validate.lags(args.lags)
     validate.integer(args.seeds, "--seeds", minimum=2)
-    validate.float64_spec(spec, args.lags)
+    float64_spec(spec, args.lags)
     reps = 3 * args.reps  # base, n_x = 2 and F-variance networks
-    validate.check_cost(validate.sweep_cost(args.widths, args.seeds * reps, args.lags, n_x=2), "--widths, --seeds, --reps")
-    from verify.internal.executors import executor_options, open_executor
-
+    limits.check_cost(limits.sweep_cost(args.widths, args.seeds * reps, args.lags, n_x=2), "--widths, --seeds, --reps")
     where = executor_options(args)  # --workers/--dask, checked before the work
     outputs = None
     if args.out is not None:
-        require("matplotlib", "the power figure (--out)", "plot")
+        figures.require("the power figure (--out)")
         outputs = prepare(args.out, NAMES, force=args.force)
     try:
         cfg = PowerConfig(spec=spec, lags=args.lags, widths=tuple(args.widths), seeds=args.seeds,
@@ -111,7 +79,7 @@ def run(args) -> int:
         report = versioned({"command": "power", **study.to_dict(), "executor": where.describe()})
         if outputs is not None:
             write_json(outputs.path("power.json"), report)
-            _figure(study, outputs.path("power.png"))
+            write_figure(study, outputs.path("power.png"))
             outputs.commit()
     except BaseException:
         if outputs is not None:

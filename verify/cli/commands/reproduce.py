@@ -3,30 +3,32 @@
 Runs the three experiments of :mod:`verify.experiments.implicit_bias` and writes into DIR:
 ``training.png``, ``synthetic.png``, ``sunspots.png`` and ``summary.json`` (its key
 ``"train_vs_theory"`` lists, per width, the relative distance of the trained RNN's
-impulse response to the weighted minimum-norm solution).
+impulse response to the weighted minimum-norm solution).  The figures are drawn by
+:mod:`verify.cli.figures.reproduce`.
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any, Dict
 
-import numpy as np
-
+from verify.cli import figures
+from verify.cli.figures import reproduce as plots
 from verify.experiments import implicit_bias as ex
 from verify.internal import output
-from verify.internal.errors import require
-from verify.internal.jsonio import write_json
-from verify.internal.jsonio import versioned
+from verify.internal.jsonio import versioned, write_json
 
-FULL = dict(widths=[64, 128, 256, 512, 1024, 2048],
-            seeds={64: range(8), 128: range(8), 256: range(8), 512: range(8), 1024: range(4), 2048: range(3)},
-            synth_sigmas=["0.5", "0.7", "0.8", "0.9", "0.95", "1"], rhos=[0.3, 0.5, 0.7, 0.8, 0.9, 0.95],
-            synth_draws=40, real_sigmas=["0.3", "0.5", "0.7", "0.8", "0.9", "0.95", "1"], real_draws=20,
-            gd_sigmas=["0.5", "0.8", "0.95"], real_width=256, real_max_steps=3000)
-QUICK = dict(widths=[64, 256, 1024], seeds={64: range(4), 256: range(4), 1024: range(2)},
-             synth_sigmas=["0.5", "0.8", "0.95", "1"], rhos=[0.3, 0.6, 0.8, 0.9, 0.95],
-             synth_draws=10, real_sigmas=["0.5", "0.7", "0.8", "0.9", "0.95", "1"], real_draws=6,
-             gd_sigmas=["0.8"], real_width=256, real_max_steps=3000)
+FULL: Dict[str, Any] = dict(
+    widths=[64, 128, 256, 512, 1024, 2048],
+    seeds={64: range(8), 128: range(8), 256: range(8), 512: range(8), 1024: range(4), 2048: range(3)},
+    synth_sigmas=["0.5", "0.7", "0.8", "0.9", "0.95", "1"], rhos=[0.3, 0.5, 0.7, 0.8, 0.9, 0.95],
+    synth_draws=40, real_sigmas=["0.3", "0.5", "0.7", "0.8", "0.9", "0.95", "1"], real_draws=20,
+    gd_sigmas=["0.5", "0.8", "0.95"], real_width=256, real_max_steps=3000)
+QUICK: Dict[str, Any] = dict(
+    widths=[64, 256, 1024], seeds={64: range(4), 256: range(4), 1024: range(2)},
+    synth_sigmas=["0.5", "0.8", "0.95", "1"], rhos=[0.3, 0.6, 0.8, 0.9, 0.95],
+    synth_draws=10, real_sigmas=["0.5", "0.7", "0.8", "0.9", "0.95", "1"], real_draws=6,
+    gd_sigmas=["0.8"], real_width=256, real_max_steps=3000)
 
 
 FILES = ("summary.json", "training.png", "synthetic.png", "sunspots.png")
@@ -39,13 +41,14 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    require("matplotlib", "reproduce (its figures)", "plot")  # before minutes of work, not after
+    figures.require("reproduce (its figures)")  # before minutes of work, not after
     with output.report_folder(args.out, FILES, force=args.force) as outputs:
         summary, train = _run_into(args, outputs.staging)
     timings = summary["timings"]
     print(f"reproduce ({summary['mode']}): {timings['total_s']:.0f} s; wrote {outputs.final('summary.json')}, "
           "training.png, synthetic.png, sunspots.png")
-    print(f"{'width':>6} {'seeds':>5} {'dist to weighted min-norm':>26} {'dist to unweighted':>19} {'RNN-SCM test gap':>17}")
+    print(f"{'width':>6} {'seeds':>5} {'dist to weighted min-norm':>26} {'dist to unweighted':>19} "
+          f"{'RNN-SCM test gap':>17}")
     for r in train["per_width"]:
         print(f"{r['width']:>6} {r['seeds']:>5} {r['dist_weighted_mean']:>15.4f} (max {r['dist_weighted_max']:.4f})"
               f" {r['dist_unweighted_mean']:>19.4f} {r['test_gap_mean']:>17.4f}")
@@ -83,8 +86,6 @@ def _run_into(args, out: Path):
         training=train, synthetic=synth, real_data=real, timings=timings,
     )
     write_json(out / "summary.json", versioned(summary))
-    from verify.cli.figures import reproduce as plots
-
     plots.training_figure(train, out / "training.png")
     plots.synthetic_figure(synth, out / "synthetic.png")
     plots.real_figure(real, out / "sunspots.png")

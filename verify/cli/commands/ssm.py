@@ -5,10 +5,10 @@
 * ``ssm compare --out DIR``: dense RNN against diagonal initializations: lag
   weights, 1 % lags, effective ranks and kernel-regression fits (PNG + JSON), computed
   by :mod:`verify.experiments.ssm_compare` (one task per model; ``--workers``/``--dask`` run them on a
-  process pool or a Dask cluster); this module only parses, checks, calls and prints.
+  process pool or a Dask cluster) and drawn by :mod:`verify.cli.figures.ssm`; this module only
+  parses, checks, calls and prints.
 """
 from __future__ import annotations
-
 
 from mpmath import nstr
 
@@ -18,14 +18,14 @@ from theory.diagonal import (
     lag_kernel,
     to_strings,
 )
-
-from verify.internal import output
-
-from verify.internal import validate
-from verify.cli.main import arg_type
-from verify.internal.errors import BadInput, require
-from verify.internal.jsonio import dumps, write_json
-from verify.internal.jsonio import versioned
+from verify.cli import figures
+from verify.cli.figures.ssm import write_figure
+from verify.cli.options import add_executor_arguments, arg_type, executor_options
+from verify.experiments.ssm_compare import CompareOptions, compare
+from verify.internal import limits, output, validate
+from verify.internal.errors import BadInput
+from verify.internal.executors import open_executor
+from verify.internal.jsonio import dumps, versioned, write_json
 
 _POS = validate.positive_int
 
@@ -63,16 +63,19 @@ def add_arguments(p) -> None:
                        description="Dense RNN vs LRU / S4D-Lin lag kernels: 1 %% lags, effective ranks, fits.")
     c.add_argument("--out", required=True, help="output folder (created if missing)")
     c.add_argument("--force", action="store_true", help="replace an existing report in --out")
-    c.add_argument("--lags", type=arg_type(validate.lags, "--lags"), default=128, help="T for the kernels and effective ranks (default 128)")
-    c.add_argument("--train-lags", type=arg_type(validate.lags, "--train-lags"), default=64, help="T of the kernel-regression example (default 64)")
-    c.add_argument("--train-sequences", type=arg_type(_POS, "--train-sequences"), default=16, help="training sequences (default 16)")
-    c.add_argument("--max-lag", type=arg_type(_POS, "--max-lag"), default=100_000, help="search range of the 1 %% lag (default 100000)")
+    c.add_argument("--lags", type=arg_type(validate.lags, "--lags"), default=128,
+                   help="T for the kernels and effective ranks (default 128)")
+    c.add_argument("--train-lags", type=arg_type(validate.lags, "--train-lags"), default=64,
+                   help="T of the kernel-regression example (default 64)")
+    c.add_argument("--train-sequences", type=arg_type(_POS, "--train-sequences"), default=16,
+                   help="training sequences (default 16)")
+    c.add_argument("--max-lag", type=arg_type(_POS, "--max-lag"), default=100_000,
+                   help="search range of the 1 %% lag (default 100000)")
     c.add_argument("--no-train", action="store_true", help="skip the kernel-regression example")
-    c.add_argument("--dps", type=arg_type(validate.dps, "--dps"), default=20, help="digits of the exact kernels (default 20)")
+    c.add_argument("--dps", type=arg_type(validate.dps, "--dps"), default=20,
+                   help="digits of the exact kernels (default 20)")
     c.add_argument("--seed", type=arg_type(_seed, "--seed"), default=0, help="seed of the training inputs (default 0)")
-    from verify.internal.executors import add_executor_arguments
-
-    add_executor_arguments(c)  # --workers N, --dask ADDRESS: where the models are computed (verify/internal/executors.py)
+    add_executor_arguments(c)  # --workers N, --dask ADDRESS: where the models are computed (verify/cli/options.py)
     c.set_defaults(_ssm=run_compare)
 
 
@@ -125,7 +128,7 @@ def compute_weights(args) -> dict:
     spec = spec_from_args(args)
     dps = validate.dps(args.dps)
     validate.lags(args.lags)
-    validate.check_cost(validate.diagonal_kernel_cost(args.lags, dps), "--lags/--dps")
+    limits.check_cost(limits.diagonal_kernel_cost(args.lags, dps), "--lags/--dps")
     K = lag_kernel(spec, args.lags, dps=dps)
     return {
         "spec": spec.to_dict(),
@@ -174,16 +177,12 @@ COMPARE_FILES = ("ssm_compare.json", "ssm_compare.png")
 
 
 def run_compare(args) -> int:
-    from verify.experiments.ssm_compare import CompareOptions, compare, write_figure
-
     options = CompareOptions(lags=args.lags, train_lags=None if args.no_train else args.train_lags,
                              train_sequences=args.train_sequences, max_lag=args.max_lag, dps=args.dps,
                              seed=args.seed)
     options.check()
-    validate.check_cost(options.cost(), "--lags/--max-lag/--train-lags/--dps")
-    require("matplotlib", "ssm compare (its figure ssm_compare.png)", "plot")
-    from verify.internal.executors import executor_options, open_executor
-
+    limits.check_cost(options.cost(), "--lags/--max-lag/--train-lags/--dps")
+    figures.require("ssm compare (its figure ssm_compare.png)")
     where = executor_options(args)  # --workers/--dask, checked before the work
     with output.report_folder(args.out, COMPARE_FILES, force=args.force) as outputs:
         with open_executor(where) as executor:  # closed also on errors and KeyboardInterrupt

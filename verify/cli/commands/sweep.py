@@ -10,39 +10,29 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
+from importlib import metadata
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
-from verify.internal import validate
-from verify.cli.main import UsageError, add_spec_arguments, arg_type, spec_from_args
+from theory.spec import RNNSpec
+from verify.cli.figures import available as figures_available
+from verify.cli.figures.sweep import write_figures
+from verify.cli.options import add_executor_arguments, add_spec_arguments, arg_type, executor_options, spec_from_args
+from verify.engine.backend import BACKENDS, DEVICES, DRAWS, ComputeOptions
+from verify.engine.float64 import float64_spec
+from verify.internal import limits, validate
+from verify.internal.executors import open_executor
 from verify.internal.jsonio import dumps, versioned, write_json
+from verify.internal.output import SWEEP_FILES, prepare
+from verify.stats.sweep import SLOPE_MODELS, SweepPlan, sweep, t_interval
 
 DEFAULT_WIDTHS = (128, 256, 512, 1024, 2048, 4096)
 DEFAULT_SEEDS = 8
 DEFAULT_BIAS_SEEDS = 512
-
-
-def _int_list(text: str):
-    try:
-        vals = [int(v) for v in text.replace(" ", "").split(",") if v != ""]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not vals:
-        raise argparse.ArgumentTypeError("expected at least one integer")
-    return tuple(vals)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
 
 
 def _confidence(text: str) -> float:
@@ -57,9 +47,6 @@ def _confidence(text: str) -> float:
 
 def add_sweep_arguments(p, *, out_default: Optional[str]) -> None:
     """Options shared by ``run`` and ``sweep`` (spec, widths, seeds, backend, statistics, output)."""
-    from verify.engine.backend import BACKENDS, DEVICES, DRAWS
-    from verify.stats.sweep import SLOPE_MODELS
-
     add_spec_arguments(p, sigma_w="0.9", lags=16)
     g = p.add_argument_group("sweep")
     g.add_argument("--widths", type=arg_type(validate.int_list, "--widths"), default=DEFAULT_WIDTHS,
@@ -77,8 +64,6 @@ def add_sweep_arguments(p, *, out_default: Optional[str]) -> None:
                          f"with many seeds; 0 = use the sweep's own draws; default {DEFAULT_BIAS_SEEDS})"))
     g.add_argument("--bias-widths", type=arg_type(validate.int_list, "--bias-widths"), default=None,
                    help="widths of the bias probe (default: the three smallest widths)")
-    from verify.internal.executors import add_executor_arguments
-
     add_executor_arguments(g)  # --workers N, --dask ADDRESS (verify/internal/executors.py)
     b = p.add_argument_group("backend")
     b.add_argument("--backend", choices=BACKENDS, default="numpy", help="array backend (default numpy)")
@@ -103,10 +88,8 @@ def versions(backend: str) -> dict:
     out = {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
            "mpmath": mpmath.__version__, "platform": platform.platform(), "cpus": os.cpu_count()}
     try:
-        import matplotlib
-
-        out["matplotlib"] = matplotlib.__version__
-    except ImportError:
+        out["matplotlib"] = metadata.version("matplotlib")  # read, not imported (figures only in verify.cli.figures)
+    except metadata.PackageNotFoundError:
         out["matplotlib"] = None
     mod = {"torch": "torch", "cupy": "cupy", "array-api-strict": "array_api_strict"}.get(backend)
     if mod:
@@ -119,27 +102,17 @@ def versions(backend: str) -> dict:
 
 def execute(args, *, command: str) -> int:
     """Run the sweep described by ``args``, print, write ``--out``; exit status from the verdict."""
-    from verify.engine.backend import ComputeOptions
-    from verify.stats.sweep import SweepPlan, sweep
-
     spec = spec_from_args(args)
-    from verify.internal.validate import check_sweep_args
-
-    check_sweep_args(args, spec)  # size limits, before anything is drawn (docs/errors.md)
-    _note_exact_cost(args.lags, quiet=args.quiet or getattr(args, "json", False))
+    check_request(args, spec)  # float64 range and size limits, before anything is drawn (docs/errors.md)
+    _note_exact_cost(spec, args.lags, quiet=args.quiet or getattr(args, "json", False))
     plan = SweepPlan(spec, args.widths, args.seeds, args.lags, base_seed=args.base_seed,
                      bias_seeds=args.bias_seeds, bias_widths=args.bias_widths, confidence=args.confidence,
                      slope_model=args.slope_model)
     compute = ComputeOptions(args.backend, args.device, args.dtype, args.draws)
-    from verify.internal.executors import executor_options, open_executor
-
     where = executor_options(args, device=args.device)  # --workers/--dask, checked before the work
-    from verify.internal.output import SWEEP_FILES, figures_available, prepare
-
     # checked before the work; files are staged and moved into place at the end (verify/internal/output.py)
     outputs = None if args.out is None else prepare(args.out, SWEEP_FILES, force=args.force)
     args.no_figures = args.no_figures or (outputs is not None and not figures_available())
-    out = None if outputs is None else outputs.staging
     t0 = time.perf_counter()
     with open_executor(where) as executor:  # closes the pool or the Dask client and cluster, also on errors
         result = sweep(plan, compute=compute, executor=executor,
@@ -150,14 +123,12 @@ def execute(args, *, command: str) -> int:
     report["executor"] = where.describe()
     report["versions"] = versions(args.backend)
     figures = []
-    if out is not None:
+    if outputs is not None:
         if not args.no_figures:
-            from verify.cli.figures.sweep import write_figures
-
-            figures = [str(outputs.final(f.name)) for f in write_figures(result, out)]
+            figures = [str(outputs.final(f.name)) for f in write_figures(result, outputs.staging)]
         report["figures"] = figures
         report["timings"]["total_seconds"] = time.perf_counter() - t0
-        write_json(out / "report.json", report)
+        write_json(outputs.staging / "report.json", report)
         outputs.commit()
     else:
         report["timings"]["total_seconds"] = time.perf_counter() - t0
@@ -173,19 +144,34 @@ def execute(args, *, command: str) -> int:
     return 0 if result.verdict == "consistent" else 1
 
 
-def _note_exact_cost(lags: int, *, quiet: bool) -> None:
+def check_request(args, spec: RNNSpec) -> limits.Cost:
+    """The checks ``run`` and ``sweep`` make before drawing anything (``args`` from
+    :func:`add_sweep_arguments`): the float64 range of the specification
+    (:func:`verify.engine.float64.float64_spec`), the size limits of the draws
+    (:func:`verify.internal.limits.check_sweep`) and of the exact test's means
+    (:func:`verify.internal.limits.exact_test_cost`)."""
+    widths = tuple(int(n) for n in args.widths)
+    bias_seeds = max(int(args.bias_seeds), 0)
+    bias_widths: Tuple[int, ...] = ()
+    if bias_seeds:
+        bias_widths = tuple(sorted(widths)[:3]) if args.bias_widths is None else tuple(args.bias_widths)
+    if widths and int(args.lags) >= 1:
+        float64_spec(spec, int(args.lags), width=max(min(widths), 1))  # names the field that overflows
+    cost = limits.check_sweep(widths, max(int(args.seeds), 0), int(args.lags), spec.n_x, spec.n_y,
+                              bias_widths=bias_widths, bias_seeds=bias_seeds, workers=max(int(args.workers), 1),
+                              itemsize=4 if getattr(args, "dtype", "float64") == "float32" else 8)
+    if int(args.lags) >= 1:  # the exact test's means: cheap from the shipped table, costly beyond it
+        limits.check_cost(limits.exact_test_cost(int(args.lags), spec.convention,
+                                                 widths=len(set(widths) | set(bias_widths))), "--lags")
+    return cost
+
+
+def _note_exact_cost(spec: RNNSpec, lags: int, *, quiet: bool) -> None:
     """One line on standard error when the exact means lie beyond the shipped table (slow)."""
-    import sys
-
-    from theory.tables import load_table
-
-    from verify.internal.validate import exact_mean_cost
-
-    reach = load_table().max_index
-    if lags > reach and not quiet:
-        est = exact_mean_cost(lags, 1).seconds
-        print(f"note: the exact finite-width means for {lags} lags lie beyond the shipped table ({reach} lags) "
-              f"and are computed first: about {est:.0f} s", file=sys.stderr)
+    if limits.markov_top(lags, spec.convention) >= limits.TABLE_INDEX and not quiet:
+        est = limits.exact_test_cost(lags, spec.convention).seconds
+        print(f"note: the exact finite-width means for {lags} lags lie beyond the shipped table (Markov indices "
+              f"below {limits.TABLE_INDEX}) and are computed first: about {limits.fmt_seconds(est)}", file=sys.stderr)
 
 
 def summary_line(result) -> str:
@@ -214,8 +200,6 @@ def format_result(result) -> str:
     lines.append("")
     fm, fh = result.frob_mean()
     gm, glo, ghi = result.frob_geomean()
-    from verify.stats.sweep import t_interval
-
     om, oh = t_interval(result.offdiag, result.confidence, axis=1)
     rms = np.sqrt(np.mean(result.frob ** 2, axis=1))
     pred = result.predicted_error
@@ -228,9 +212,9 @@ def format_result(result) -> str:
         lines.append(f"{n:>6}  {fm[k]:>22.5f} +- {fh[k]:<8.5f}  {gm[k]:>9.5f}  {fm[k] * np.sqrt(n):>12.3f}  "
                      f"{rms[k]:>8.5f}  {exact_rms}  {om[k]:>13.5f}  {secs:>7.3f}")
     if pred is not None:
-        lines.append("  exact RMS: sqrt(E ||Theta_n - Theta_inf||_F^2) / ||Theta_inf||_F from the exact mean and the exact "
-                     "leading (1/n) variance: a prediction, not a fit;\n  its 1/n^2 variance terms, left out, matter "
-                     "below n ~ L^2 (docs/theory.md, section 'The error law, predicted')")
+        lines.append("  exact RMS: sqrt(E ||Theta_n - Theta_inf||_F^2) / ||Theta_inf||_F from the exact mean and the "
+                     "exact leading (1/n) variance: a prediction, not a fit;\n  its 1/n^2 variance terms, left out, "
+                     "matter below n ~ L^2 (docs/theory.md, section 'The error law, predicted')")
     f = result.slope
     lines.append("")
     lines.append(f"Exponent p of e ~ n^p (theory -1/2), OLS on per-seed log errors, {pct} t intervals:")

@@ -3,16 +3,17 @@
 Heat maps over lag and width of the relative diagonal bias, the off-diagonal mass and the
 relative standard deviation of the lag Gram, their collapse onto one variable, rules
 ``n >= c l^a`` with measured constants, and the widths long sequences need
-(:mod:`verify.stats.validity`; docs/validity.md).
+(:mod:`verify.stats.validity`; the figures: :mod:`verify.cli.figures.validity`; docs/validity.md).
 """
 from __future__ import annotations
 
+from typing import Dict, Tuple
 
+from verify.cli import figures
+from verify.cli.figures.validity import FIGURES, write_figures
 from verify.internal import output
-from verify.internal.errors import require
-from verify.internal.jsonio import dumps, write_json
-from verify.internal.jsonio import versioned
-from verify.stats.validity import CANDIDATES, FIGURES, QUANTITIES, make_options, validity_report, write_figures
+from verify.internal.jsonio import dumps, versioned, write_json
+from verify.stats.validity import CANDIDATES, QUANTITIES, make_options, validity_report
 
 REPORT = "report.json"
 FILES = (REPORT,) + FIGURES
@@ -41,7 +42,7 @@ def run(args) -> int:
     if args.out is None:
         report = versioned(validity_report(opts))
     else:
-        require("matplotlib", "validity --out (its figures)", "plot")
+        figures.require("validity --out (its figures)")
         with output.report_folder(args.out, FILES, force=args.force) as outputs:
             report = versioned(validity_report(opts))
             write_json(outputs.path(REPORT), report)
@@ -107,7 +108,7 @@ def print_tables(report) -> None:
     print("\nLargest lag L with every l <= L within the level (exact below the computed lags; beyond, the "
           "closed form, and in brackets with the heuristic next-order factor):")
     print(f"{'n':>7} {'s_W':>6} " + "".join(f"{q:>16}" for q in QUANTITIES))
-    rows = {}
+    rows: Dict[Tuple[int, str], Dict[str, str]] = {}
     for row in report["fixed_widths"]:
         text = "none" if row["largest_lag"] is None else str(row["largest_lag"])
         if row["source"] != "exact":
@@ -115,6 +116,6 @@ def print_tables(report) -> None:
         if row.get("largest_lag_next_order") is not None:
             text += f" ({row['largest_lag_next_order']})"
         rows.setdefault((row["width"], row["sigma_w"]), {})[row["quantity"]] = text
-    for (n, sw), vals in rows.items():
-        print(f"{n:>7} {sw:>6} " + "".join(f"{vals[q]:>16}" for q in QUANTITIES))
+    for (n, sw), by_quantity in rows.items():
+        print(f"{n:>7} {sw:>6} " + "".join(f"{by_quantity[q]:>16}" for q in QUANTITIES))
     print("  (* decided by the closed form: the first failing lag is beyond the exact lags)")

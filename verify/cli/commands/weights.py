@@ -6,13 +6,13 @@ from decimal import MAX_EMAX, MIN_EMIN, ROUND_CEILING, ROUND_FLOOR, Decimal, loc
 from mpmath import nstr
 from mpmath.libmp import to_rational
 
+from theory.precision import context
 from theory.series import series
 from theory.spec import SpecError, as_fraction
 from theory.weights import lag_shares, lag_weights
-
-from verify.internal import validate
+from verify.cli.options import add_spec_arguments, arg_type, spec_from_args
+from verify.internal import limits, validate
 from verify.internal.errors import BadInput
-from verify.cli.main import add_spec_arguments, arg_type, spec_from_args
 from verify.internal.jsonio import dumps, versioned
 
 GUARD_DPS = 10
@@ -31,10 +31,10 @@ def compute(args) -> dict:
     spec = spec_from_args(args)
     dps = validate.dps(args.dps)
     validate.lags(args.lags)
-    cost = validate.exact_weights_cost(args.lags, dps + GUARD_DPS, len(spec.groups))
+    cost = limits.exact_weights_cost(args.lags, dps + GUARD_DPS, len(spec.groups))
     if args.interval:
-        cost = cost + validate.exact_weights_cost(args.lags, dps, 0)
-    validate.check_cost(cost, "--lags/--dps")
+        cost = cost + limits.exact_weights_cost(args.lags, dps, 0)
+    limits.check_cost(cost, "--lags/--dps")
     fraction = as_fraction(args.horizon_fraction, "--horizon-fraction")
     if not 0 < fraction < 1:
         raise BadInput(f"--horizon-fraction: fraction must be in (0, 1), got {args.horizon_fraction}")
@@ -64,7 +64,8 @@ def compute(args) -> dict:
 
 
 def directed_str(value, digits: int, rounding: str) -> str:
-    """Exact value of the raw mpf tuple ``value`` rounded to ``digits`` significant decimals in direction ``rounding``."""
+    """Exact value of the raw mpf tuple ``value`` rounded to ``digits`` significant decimals in direction
+    ``rounding``."""
     num, den = to_rational(value)
     if not num:
         return "0"
@@ -109,7 +110,6 @@ def run(args) -> int:
 
 def nstr_str(text: str, digits: int) -> str:
     """Shorten a decimal string to ``digits`` significant digits for display."""
-    from theory.precision import context
 
     c = context(max(digits + 5, 15))
     return nstr(c.mpf(text), digits)

@@ -1,26 +1,44 @@
-"""Figures of ``python -m verify reproduce`` (matplotlib, Agg backend)."""
+"""Figures of ``python -m verify reproduce --out DIR`` (:mod:`verify.experiments.implicit_bias` runs the experiments).
+
+* ``training.png``: linear RNNs trained by full-batch gradient descent against the theory:
+  (a) training loss of the RNN (solid) and of the SCM from the same ``L(0)`` (dashed) per width;
+  (b) relative distance of the trained impulse response to the beta-weighted and to the
+  unweighted minimum-norm solutions, and the RNN-SCM test-prediction gap, against width
+  (log-log, seeds as dots, an ``n^-1/2`` reference); (c) impulse responses at the largest width:
+  teacher, both minimum-norm solutions, the trained RNN and its initialization;
+* ``synthetic.png``: wide-limit students (beta-weighted minimum-norm interpolants, one per
+  ``s_W``, and the unweighted one): test error against the teacher's memory ``rho``, and on a
+  pure-delay teacher (bars, with standard errors);
+* ``sunspots.png``: monthly sunspots: bias^2 + variance of the held-out error of each kernel
+  predictor against persistence, and, for the first training draw, the trained RNN against the
+  SCM and the kernel predictor.
+
+Drawn on :class:`matplotlib.figure.Figure` (no pyplot, no global state); matplotlib is imported
+when drawing (:func:`verify.cli.figures.require` checks for it before the work).
+"""
 from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Union
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def _plt():
-    try:
-        import matplotlib
-    except ImportError:
-        raise ImportError("the reproduce command needs matplotlib: pip install 'rnn-implicit-bias[plot]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+__all__ = ["training_figure", "synthetic_figure", "real_figure"]
 
 
-def training_figure(train: dict, path) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(1, 3, figsize=(17, 4.8))
+def training_figure(train: Mapping[str, Any], path: Union[str, Path]) -> Path:
+    """``training.png`` from the result of :func:`verify.experiments.implicit_bias.training_vs_theory`."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(17, 4.8))
+    ax = fig.subplots(1, 3)
     s = train["setting"]
     widths = [r["width"] for r in train["per_width"]]
-    cmap = plt.get_cmap("viridis")
+    cmap = colormaps["viridis"]
     # (a) loss curves
     for k, n in enumerate(widths):
         c = train["curves"][n] if n in train["curves"] else train["curves"][str(n)]
@@ -64,25 +82,29 @@ def training_figure(train: dict, path) -> None:
     sp = s["spec"]
     fig.suptitle(f"Linear RNN trained by full-batch GD, metric {sp['metric']}, s_W = {sp['sigma_w']}, T = {s['T']}, "
                  f"{s['n_train']} training sequences (label: last output)", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return _save(fig, path)
 
 
-def synthetic_figure(synth: dict, path) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw=dict(width_ratios=[2, 1]))
+def synthetic_figure(synth: Mapping[str, Any], path: Union[str, Path]) -> Path:
+    """``synthetic.png`` from the result of :func:`verify.experiments.implicit_bias.synthetic`."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(13, 4.8))
+    ax = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=[2, 1]))
     rhos = synth["rhos"]
     k = len(rhos)
     names = list(synth["test_error"])
-    cmap = plt.get_cmap("plasma")
+    cmap = colormaps["plasma"]
     for j, name in enumerate(names):
         e = np.array(synth["test_error"][name])
         se = np.array(synth["test_error_sem"][name])
+        kw: Dict[str, Any]
         if name == "unweighted":
             kw = dict(color="k", ls="--", marker="s", label="unweighted convolution (no bias)")
         else:
-            kw = dict(color=cmap(j / max(len(names) - 1, 1)), marker="o", label=name.replace("s_W=", "RNN limit, s_W = "))
+            kw = dict(color=cmap(j / max(len(names) - 1, 1)), marker="o",
+                      label=name.replace("s_W=", "RNN limit, s_W = "))
         ax[0].errorbar(rhos, e[:k], yerr=se[:k], capsize=2, **kw)
     ax[0].set_xlabel("teacher memory: decay rate rho of its impulse response rho^l")
     ax[0].set_ylabel("test error / teacher power (MSE at last output)")
@@ -90,9 +112,9 @@ def synthetic_figure(synth: dict, path) -> None:
     ax[0].set_title("Short-memory bias: error grows with teacher memory, less for s_W near 1")
     ax[0].legend(fontsize=8)
     x = np.arange(len(names))
-    e = [synth["test_error"][nm][k] for nm in names]
-    se = [synth["test_error_sem"][nm][k] for nm in names]
-    ax[1].bar(x, e, yerr=se, color=["k" if nm == "unweighted" else cmap(j / max(len(names) - 1, 1))
+    delay = [synth["test_error"][nm][k] for nm in names]
+    delay_se = [synth["test_error_sem"][nm][k] for nm in names]
+    ax[1].bar(x, delay, yerr=delay_se, color=["k" if nm == "unweighted" else cmap(j / max(len(names) - 1, 1))
                                     for j, nm in enumerate(names)], capsize=3)
     ax[1].set_xticks(x)
     ax[1].set_xticklabels([nm.replace("s_W=", "s_W\n") for nm in names], fontsize=8)
@@ -101,14 +123,15 @@ def synthetic_figure(synth: dict, path) -> None:
     s = synth["setting"]
     fig.suptitle(f"Wide-limit students (beta-weighted min-norm interpolants) on {s['n_train']} sequences of length "
                  f"{s['T']}, mean of {s['draws']} draws (bars: standard error)", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return _save(fig, path)
 
 
-def real_figure(real: dict, path) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(1, 2, figsize=(13, 4.8))
+def real_figure(real: Mapping[str, Any], path: Union[str, Path]) -> Path:
+    """``sunspots.png`` from the result of :func:`verify.experiments.implicit_bias.real_data`."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(13, 4.8))
+    ax = fig.subplots(1, 2)
     names = list(real["students"])
     x = np.arange(len(names))
     b = np.array([real["students"][n]["bias2"] for n in names])
@@ -137,6 +160,10 @@ def real_figure(real: dict, path) -> None:
     fig.suptitle(f"Monthly sunspots: predict {s['horizon_months']} month(s) ahead from {s['window_months']} months; "
                  f"{s['n_train_windows']} training windows, {s['draws']} draws, {s['test_windows']} test windows "
                  "(last 30 %)", fontsize=11)
+    return _save(fig, path)
+
+
+def _save(fig: Figure, path: Union[str, Path]) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return Path(path)

@@ -1,4 +1,4 @@
-"""PNG figures of a sweep (matplotlib, imported lazily; without it: a warning and no figures).
+"""Figures of ``python -m verify run`` and ``sweep`` with ``--out DIR`` (:mod:`verify.stats.sweep` computes them).
 
 * ``beta.png``: the closed-form ``beta_l / n_x`` against the seed-mean empirical
   diagonal ``Theta_n[l, l]`` with t error bars, at the largest and smallest widths;
@@ -11,27 +11,38 @@
   one curve per width, with the exact finite-width values
   ``n (E Theta_n[l, l] / beta_l - 1)`` as dashed lines in the same colours.
 
-Uses ``matplotlib.figure.Figure`` directly (no pyplot, no global state).
+Drawn on :class:`matplotlib.figure.Figure` (no pyplot, no global state); matplotlib is imported
+when drawing (the command asks :func:`verify.cli.figures.available` before the work; without
+matplotlib, a warning and no figures).
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List
+from typing import TYPE_CHECKING, List, Union
 
 import numpy as np
+
+from theory.finite_width import mean_lag_gram
+from verify.stats.sweep import SweepResult, t_interval
+from verify.stats.sweep.result import predicted_error
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["write_figures"]
 
 
-def write_figures(result, out_dir) -> List[Path]:
-    """Write the figures of ``result`` (a :class:`verify.stats.sweep.SweepResult`) into ``out_dir``; return their paths."""
+def write_figures(result: SweepResult, out_dir: Union[str, Path]) -> List[Path]:
+    """Write ``beta.png``, ``rate.png`` and ``bias.png`` of ``result`` into ``out_dir``; return their paths
+    (none, after a warning, without matplotlib)."""
     try:
         from matplotlib.figure import Figure
+        from matplotlib.ticker import NullFormatter
     except ImportError:
-        print("warning: matplotlib is not installed; no figures written (pip install matplotlib)", file=sys.stderr)
+        print("warning: matplotlib is not installed; no figures written (pip install 'rnn-implicit-bias[plot]')",
+              file=sys.stderr)
         return []
-    from verify.stats.sweep import t_interval
 
     out_dir = Path(out_dir)
     paths = []
@@ -48,6 +59,7 @@ def write_figures(result, out_dir) -> List[Path]:
     ax.plot(lags, ref, "k-", lw=1.5, label=r"closed form $\beta_l / n_x$ (theory)")
     series = [(result.widths[-1], result.diag_signed[-1], len(result.seeds))]
     if result.has_probe:
+        assert result.bias_diag_signed is not None  # a probe has its own draws
         series.append((result.bias_widths[0], result.bias_diag_signed[0], len(result.bias_seeds)))
     else:
         series.append((result.widths[0], result.diag_signed[0], len(result.seeds)))
@@ -81,8 +93,6 @@ def write_figures(result, out_dir) -> List[Path]:
         ax.plot(grid, np.exp(f.intercept + f.slope * np.log(grid)), "C1-",
                 label=f"fit $n^{{p}}$, p = {f.slope:.3f} [{f.interval[0]:.3f}, {f.interval[1]:.3f}]")
     if result.predicted_error is not None:
-        from verify.stats.sweep.result import predicted_error
-
         rms = np.sqrt(np.mean(result.frob ** 2, axis=1))
         ax.plot(w, rms, "D", color="C2", ms=5, label="measured RMS over seeds")
         curve = predicted_error(result.plan, [int(round(g)) for g in grid], result.beta)
@@ -94,8 +104,6 @@ def write_figures(result, out_dir) -> List[Path]:
                 fmt="_", color="C3", capsize=4, label=f"{pct} band at n = {b.width} (from the other widths)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    from matplotlib.ticker import NullFormatter
-
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(w)
     ax.set_xticklabels([str(int(n)) for n in w])
@@ -111,8 +119,6 @@ def write_figures(result, out_dir) -> List[Path]:
     bt, bh = result.bias_table()
     bw, bs = result.bias_source()
     K = len(bw)
-    from theory.finite_width import mean_lag_gram
-
     mean = mean_lag_gram(result.spec, result.lags)
     for k, n in enumerate(bw):
         eb = ax.errorbar(lags + 0.08 * (k - (K - 1) / 2), bt[k], yerr=bh[k], fmt="o", ms=3, capsize=2,
@@ -130,7 +136,7 @@ def write_figures(result, out_dir) -> List[Path]:
     return paths
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path

@@ -74,6 +74,7 @@ import numpy as np
 
 from theory.spec import SpecError
 from verify.engine.backend import ComputeOptions
+from verify.engine.ntk import lag_weights_float64, limit_lag_gram
 from verify.stats.sweep.draws import (
     BiasProbe,
     SweepDraws,
@@ -145,7 +146,6 @@ def sweep(plan: SweepPlan, *, compute: ComputeOptions = ComputeOptions(), execut
     resolved only with many seeds at small widths, where draws are cheap.  The
     probe's draws enter the exact test (small widths carry most of its power).
     """
-    from verify.engine.ntk import lag_weights_float64, limit_lag_gram
 
     if not isinstance(plan, SweepPlan):
         raise SpecError(f"plan must be a SweepPlan, got {type(plan).__name__}")

@@ -15,7 +15,10 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from theory.spec import RNNSpec
-from verify.engine.backend import ComputeOptions
+from verify.engine.backend import ComputeOptions, to_numpy
+from verify.engine.ntk import lag_gram
+from verify.engine.rnn import init_rnn
+from verify.internal.executors import ordered_map
 from verify.stats.sweep.plan import SweepPlan
 from verify.stats.sweep.stats import lag_gram_errors
 
@@ -63,9 +66,6 @@ def run_task(task: SweepTask) -> TaskResult:
 
     Top level and pure (apart from ``seconds``), so any executor can run it.
     """
-    from verify.engine.backend import to_numpy
-    from verify.engine.ntk import lag_gram
-    from verify.engine.rnn import init_rnn
 
     be = task.compute.backend_namespace()
     rng = np.random.default_rng(task_seed_sequence(task.base_seed, task.width, task.seed))
@@ -131,7 +131,6 @@ def run_draws(plan: SweepPlan, limit: np.ndarray, *, compute: ComputeOptions = C
     """Run :func:`run_task` on every draw of ``plan`` (serially, or on ``executor``) and
     collect the numbers.  Draws shared by the sweep and its bias probe are made once.
     ``progress``: a bar on standard error (drawn on a terminal only)."""
-    from verify.internal.executors import ordered_map
 
     keys = plan.task_keys()
     tasks = [SweepTask(plan.spec, n, s, plan.base_seed, plan.lags, limit, compute) for n, s in keys]

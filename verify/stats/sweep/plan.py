@@ -8,7 +8,7 @@ report) reads it and trusts it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple, Union
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
@@ -60,18 +60,18 @@ class SweepPlan:
 
     spec: RNNSpec
     widths: Tuple[int, ...]
-    seeds: Union[int, Tuple[int, ...]]
+    seeds: Tuple[int, ...]  # a count S is accepted too, and stored as (0, ..., S - 1)
     lags: int
     base_seed: int = 0
     bias_seeds: int = 0
-    bias_widths: Optional[Tuple[int, ...]] = None
+    bias_widths: Optional[Tuple[int, ...]] = None  # stored as a tuple: () without a probe
     confidence: float = 0.99
     slope_model: str = "corrected"
 
     def __post_init__(self) -> None:
         if not isinstance(self.spec, RNNSpec):
             raise SpecError(f"spec must be an RNNSpec, got {type(self.spec).__name__}")
-        seeds = self.seeds
+        seeds: Any = self.seeds
         if _is_int(seeds):
             if seeds < 1:
                 raise SpecError(f"seeds must be a positive count or a list of seeds, got {seeds}")
@@ -118,5 +118,5 @@ class SweepPlan:
         finish together), then the probe's draws that the sweep does not already make."""
         keys = [(n, s) for n in reversed(self.widths) for s in self.seeds]
         seen = set(keys)
-        keys += [(n, s) for n in self.bias_widths for s in self.probe_seeds if (n, s) not in seen]
+        keys += [(n, s) for n in self.bias_widths or () for s in self.probe_seeds if (n, s) not in seen]
         return tuple(keys)

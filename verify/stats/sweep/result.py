@@ -11,10 +11,13 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
+from theory.finite_width import mean_lag_gram, variance_lag_gram
 from theory.spec import RNNSpec, SpecError
 from verify.engine.backend import ComputeOptions
+from verify.stats.exact import DETERMINISTIC_RTOL, FLOAT32_RTOL, exact_test, predict
 from verify.stats.sweep.draws import SweepDraws
 from verify.stats.sweep.plan import SweepPlan
+from verify.stats.sweep.report import report_dict
 from verify.stats.sweep.stats import Band, SlopeFit, SweepStatistics, error_statistics, t_interval
 from verify.stats.sweep.verdict import Rule, Verdict, verdict
 
@@ -175,7 +178,6 @@ class SweepResult:
         For the metrics ntk and variance the diagonal mean has no ``1/n`` term, so these values fall
         like ``1/n``; for "standard" the F and D shares add a ``1/n`` term (docs/theory.md, section
         'Finite width: exact moments of the lag Gram')."""
-        from theory.finite_width import mean_lag_gram
 
         mean = mean_lag_gram(self.spec, self.lags)
         widths = self.bias_source()[0]
@@ -189,7 +191,6 @@ class SweepResult:
 
     def to_dict(self, timings: bool = True) -> Dict[str, Any]:
         """JSON-friendly dictionary (:func:`verify.stats.sweep.report.report_dict`)."""
-        from verify.stats.sweep.report import report_dict
 
         return report_dict(self, timings=timings)
 
@@ -210,8 +211,6 @@ def summarize(plan: SweepPlan, draws: SweepDraws, beta: np.ndarray, *,
     stats = error_statistics(draws.widths, draws.frob, confidence=plan.confidence, slope_model=plan.slope_model)
     exact = None
     if draws.grams:
-        from verify.stats.exact import DETERMINISTIC_RTOL, FLOAT32_RTOL, exact_test, predict
-
         rtol = FLOAT32_RTOL if compute.dtype == "float32" else DETERMINISTIC_RTOL
         exact = exact_test(predict(plan.spec, plan.lags, sorted(draws.grams)), draws.grams,
                            alpha=1 - plan.confidence, deterministic_rtol=rtol)
@@ -225,7 +224,6 @@ def predicted_error(plan: SweepPlan, widths, beta: np.ndarray) -> Optional[np.nd
     (every order) and the exact leading (``1/n``) variance: the sum of
     :func:`theory.finite_width.expected_sq_error`, with the bias kept in full;
     ``None`` for ``n_x`` or ``n_y`` above 1, where it is not computed."""
-    from theory.finite_width import mean_lag_gram, variance_lag_gram
 
     spec = plan.spec
     if spec.n_x != 1 or spec.n_y != 1:

@@ -142,7 +142,9 @@ class SlopeFit:
     @property
     def used(self) -> LogFit:
         """The fit of :attr:`model`."""
-        return self.corrected if self.model == "corrected" else self.plain
+        if self.model == "corrected" and self.corrected is not None:
+            return self.corrected
+        return self.plain
 
     @property
     def slope(self) -> float:
@@ -239,10 +241,11 @@ def fit_slope(widths: Sequence[int], errors: np.ndarray, confidence: float = 0.9
             extra = {"correction": c, "correction_interval": (c - t * cse, c + t * cse)}
         fits[name] = LogFit(slope=float(coef[1]), interval=(float(coef[1] - t * se), float(coef[1] + t * se)),
                             stderr=se, dof=dof, intercept=float(coef[0] - coef[1] * math.log(w.min())), **extra)
-    if fits[model] is None:
+    plain = fits["plain"]  # fits whenever the corrected model does (it has fewer coefficients)
+    if fits[model] is None or plain is None:
         raise SpecError(f"the {model} slope model needs at least {3 if model == 'corrected' else 2} widths "
                         "and more (width, seed) points than coefficients")
-    return SlopeFit(model=model, plain=fits["plain"], corrected=fits["corrected"], confidence=confidence)
+    return SlopeFit(model=model, plain=plain, corrected=fits["corrected"], confidence=confidence)
 
 
 # ----------------------------------------------------------------- band
