@@ -10,8 +10,9 @@ probability
 
 which a normal approximation ``Phi(lambda - z_(1-a/2))`` overstates badly at small ``S``: at
 ``a = 1 %`` the noncentrality ``z_0.995 + z_0.99 = 4.90`` that the normal approximation detects with
-probability 99 % is detected with probability 87 % at ``S = 8`` and 45 % at ``S = 4``.  :func:`min_noncentrality` inverts it: the smallest ``lambda`` detected with a given
-probability, so the smallest detectable error is ``min_noncentrality * sigma / sqrt(S)``.
+probability 99 % is detected with probability 87 % at ``S = 8`` and 45 % at ``S = 4``.
+:func:`min_noncentrality` inverts it: the smallest ``lambda`` detected with a given probability, so
+the smallest detectable error is ``min_noncentrality * sigma / sqrt(S)``.
 
 >>> round(t_power(4.90, 7, 0.01), 3), round(t_power(4.90, 3, 0.01), 3), round(t_power(4.90, 10**6, 0.01), 3)
 (0.868, 0.449, 0.99)
